@@ -1,0 +1,336 @@
+/**
+ * A stand-in for the Kubernetes API server and the kubelet's log reader, for
+ * the tests, the demo and the benchmark: real HTTPS with a CA made at start,
+ * bearer tokens, RBAC answers, `v1.Status` errors and the kubelet's
+ * `ReadLogs` semantics (tail first, then since, then limitBytes, timestamps as
+ * RFC3339Nano) on a virtual clock.
+ *
+ * @module
+ */
+
+/** One CRI log record: `partial` records end without a newline. */
+export interface LogRecord {
+  /** Virtual time in milliseconds since the epoch. */
+  at: number;
+  text: string;
+  partial?: boolean;
+}
+
+/** A pod with its containers' current log files. */
+export interface Pod {
+  namespace: string;
+  name: string;
+  containers: Map<string, LogRecord[]>;
+}
+
+/** What the server saw of one request. */
+export interface Seen {
+  path: string;
+  query: URLSearchParams;
+  status: number;
+  /** Bytes of the answer's body. */
+  bytes: number;
+}
+
+/** A canned answer that replaces the normal one (429, 5xx, a proxy's HTML). */
+export interface Override {
+  status: number;
+  body: string | Uint8Array<ArrayBuffer>;
+  headers?: Record<string, string>;
+}
+
+/** PEM files of one certificate authority and a server certificate it signed. */
+export interface Pki {
+  dir: string;
+  caCert: string;
+  serverCert: string;
+  serverKey: string;
+}
+
+/**
+ * Makes a CA and a server certificate for `hosts` with the `openssl` command.
+ * The server certificate names `localhost`, `127.0.0.1` and
+ * `kubernetes.default.svc` unless `hosts` says otherwise.
+ */
+export async function makePki(
+  options: { hosts?: string[]; days?: number } = {},
+): Promise<Pki> {
+  const dir = await Deno.makeTempDir({ prefix: "log-probe-pki-" });
+  const hosts = options.hosts ??
+    ["DNS:localhost", "IP:127.0.0.1", "DNS:kubernetes.default.svc"];
+  const days = String(options.days ?? 2);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+  await openssl(dir, [
+    "req",
+    "-x509",
+    ...ec,
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    days,
+    "-subj",
+    `/CN=log-probe-test-ca-${crypto.randomUUID()}`,
+  ]);
+  await Deno.writeTextFile(
+    `${dir}/ext.cnf`,
+    `subjectAltName=${hosts.join(",")}\nextendedKeyUsage=serverAuth\n`,
+  );
+  await openssl(dir, [
+    "req",
+    ...ec,
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=kube-apiserver",
+  ]);
+  await openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    days,
+    "-extfile",
+    "ext.cnf",
+  ]);
+  return {
+    dir,
+    caCert: await Deno.readTextFile(`${dir}/ca.crt`),
+    serverCert: await Deno.readTextFile(`${dir}/server.crt`),
+    serverKey: await Deno.readTextFile(`${dir}/server.key`),
+  };
+}
+
+async function openssl(cwd: string, args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command("openssl", {
+    args,
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) {
+    throw new Error(
+      `openssl ${args[0]} failed: ${new TextDecoder().decode(stderr)}`,
+    );
+  }
+}
+
+/** RFC3339Nano as Go prints it: trailing zeros of the fraction dropped. */
+export function rfc3339Nano(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.?0*Z$/, "Z");
+}
+
+function status(code: number, reason: string, message: string): Override {
+  return {
+    status: code,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message,
+      reason,
+      code,
+    }),
+  };
+}
+
+/**
+ * The kubelet's `ReadLogs` for one request: the last `tailLines` records,
+ * those not older than `sinceSeconds`, each prefixed with its timestamp when
+ * asked, cut at `limitBytes`.
+ */
+export function readLogs(
+  records: LogRecord[],
+  query: URLSearchParams,
+  now: number,
+): Uint8Array<ArrayBuffer> {
+  const tail = query.has("tailLines") ? Number(query.get("tailLines")) : -1;
+  const limit = query.has("limitBytes") ? Number(query.get("limitBytes")) : Infinity;
+  const since = query.has("sinceSeconds")
+    ? now - Number(query.get("sinceSeconds")) * 1000
+    : -Infinity;
+  const timestamps = query.get("timestamps") === "true";
+  const encoder = new TextEncoder();
+  const pieces: Uint8Array<ArrayBuffer>[] = [];
+  let size = 0;
+  let startOfLine = true;
+  const first = tail >= 0 ? Math.max(0, records.length - tail) : 0;
+  for (let i = first; i < records.length && size < limit; i++) {
+    const record = records[i];
+    if (record.at < since) continue;
+    const prefix = timestamps && startOfLine ? `${rfc3339Nano(record.at)} ` : "";
+    const piece = encoder.encode(
+      prefix + record.text + (record.partial ? "" : "\n"),
+    );
+    pieces.push(piece.subarray(0, limit - size));
+    size += Math.min(piece.length, limit - size);
+    startOfLine = !record.partial;
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const piece of pieces) {
+    out.set(piece, offset);
+    offset += piece.length;
+  }
+  return out;
+}
+
+/** The stand-in API server. Stop it with {@linkcode FakeApiServer.close}. */
+export class FakeApiServer {
+  /** Virtual clock in milliseconds; the kubelet's "now". */
+  now = Date.parse("2026-11-25T12:00:00Z");
+  readonly pods = new Map<string, Pod>();
+  /** token → service account user name, e.g. `system:serviceaccount:shop:log-probe` */
+  readonly tokens = new Map<string, string>();
+  /** `namespace/user` pairs allowed to get pods/log. */
+  readonly grants = new Set<string>();
+  readonly seen: Seen[] = [];
+  /** When set, every request gets this answer. */
+  override: Override | undefined;
+  readonly url: string;
+  readonly port: number;
+  #server: Deno.HttpServer<Deno.NetAddr>;
+
+  constructor(pki: Pki, hostname = "127.0.0.1") {
+    this.#server = Deno.serve({
+      hostname,
+      port: 0,
+      cert: pki.serverCert,
+      key: pki.serverKey,
+      onListen: () => {},
+    }, (request) => this.#answer(request));
+    this.port = this.#server.addr.port;
+    this.url = `https://${hostname}:${this.port}`;
+  }
+
+  /** Adds a pod whose containers have empty logs. */
+  addPod(namespace: string, name: string, containers = ["app"]): Pod {
+    const pod = { namespace, name, containers: new Map() };
+    for (const container of containers) pod.containers.set(container, []);
+    this.pods.set(`${namespace}/${name}`, pod);
+    return pod;
+  }
+
+  /** Adds a service account token, allowed to get pods/log unless `allowed` is false. */
+  addServiceAccount(
+    token: string,
+    namespace: string,
+    name: string,
+    allowed = true,
+  ): void {
+    const user = `system:serviceaccount:${namespace}:${name}`;
+    this.tokens.set(token, user);
+    if (allowed) this.grants.add(`${namespace}/${user}`);
+  }
+
+  /** Appends a line to a container's log at the virtual clock's time. */
+  log(pod: Pod, text: string, container = "app", at = this.now): void {
+    pod.containers.get(container)!.push({ at, text });
+  }
+
+  close(): Promise<void> {
+    return this.#server.shutdown();
+  }
+
+  #answer(request: Request): Response {
+    const url = new URL(request.url);
+    const answer = this.override ?? this.#route(request, url);
+    const body = typeof answer.body === "string"
+      ? new TextEncoder().encode(answer.body)
+      : answer.body;
+    this.seen.push({
+      path: url.pathname,
+      query: url.searchParams,
+      status: answer.status,
+      bytes: body.length,
+    });
+    return new Response(body, {
+      status: answer.status,
+      headers: answer.headers ?? { "content-type": "text/plain" },
+    });
+  }
+
+  #route(request: Request, url: URL): Override {
+    const auth = request.headers.get("authorization") ?? "";
+    const user = auth.startsWith("Bearer ") ? this.tokens.get(auth.slice(7)) : undefined;
+    if (user === undefined) return status(401, "Unauthorized", "Unauthorized");
+    const match = url.pathname.match(
+      /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/,
+    );
+    if (request.method !== "GET" || !match) {
+      return status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+      );
+    }
+    const [namespace, name] = [
+      decodeURIComponent(match[1]),
+      decodeURIComponent(match[2]),
+    ];
+    if (!this.grants.has(`${namespace}/${user}`)) {
+      return status(
+        403,
+        "Forbidden",
+        `pods "${name}" is forbidden: User "${user}" cannot get resource "pods/log" in API group "" in the namespace "${namespace}"`,
+      );
+    }
+    const pod = this.pods.get(`${namespace}/${name}`);
+    if (!pod) return status(404, "NotFound", `pods "${name}" not found`);
+    const query = url.searchParams;
+    for (
+      const [field, min] of [["sinceSeconds", 1], ["tailLines", 0], [
+        "limitBytes",
+        1,
+      ]] as const
+    ) {
+      const value = query.get(field);
+      if (value !== null && !(/^-?\d+$/.test(value) && Number(value) >= min)) {
+        return status(
+          400,
+          "BadRequest",
+          `PodLogOptions "${name}" is invalid: ${field}: Invalid value: ${value}: must be greater than ${
+            min === 0 ? "or equal to 0" : "0"
+          }`,
+        );
+      }
+    }
+    let container = query.get("container");
+    if (container === null) {
+      if (pod.containers.size > 1) {
+        return status(
+          400,
+          "BadRequest",
+          `a container name must be specified for pod ${name}, choose one of: [${
+            [...pod.containers.keys()].join(" ")
+          }]`,
+        );
+      }
+      container = [...pod.containers.keys()][0];
+    }
+    const records = pod.containers.get(container);
+    if (!records) {
+      return status(
+        400,
+        "BadRequest",
+        `container ${container} is not valid for pod ${name}`,
+      );
+    }
+    return { status: 200, body: readLogs(records, query, this.now) };
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * A simulated cluster for the tests, the demo and the benchmark: the stand-in
+ * API server, one pod with a service account, the pod's files in a temporary
+ * folder, and a runner that starts the real `probe.ts` as a subprocess with
+ * the exact Deno permission flags a pod gives it.
+ *
+ * @module
+ */
+import { FakeApiServer, makePki, type Pki, type Pod } from "./apiserver.ts";
+
+/** The probe file under test. */
+export const PROBE = new URL("../probe.ts", import.meta.url).pathname;
+
+/** The environment variables the probe may read. */
+export const PROBE_ENV = [
+  "KUBERNETES_SERVICE_HOST",
+  "KUBERNETES_SERVICE_PORT",
+  "NAMESPACE",
+  "POD_NAMESPACE",
+  "POD_NAME",
+  "HOSTNAME",
+  "CONTAINER_NAME",
+];
+
+/** Paths a probe run is allowed to touch. */
+export interface ProbePaths {
+  serviceAccountDir: string;
+  stateDir: string;
+  terminationMessagePath: string;
+}
+
+/** The Deno flags a pod runs the probe with: offline, quiet, least privilege. */
+export function denoFlags(paths: ProbePaths, host: string): string[] {
+  return [
+    "run",
+    "--no-prompt",
+    "--no-config",
+    "--no-lock",
+    "--no-remote",
+    "--no-npm",
+    `--allow-read=${paths.serviceAccountDir},${paths.terminationMessagePath},${paths.stateDir}`,
+    `--allow-write=${paths.stateDir}`,
+    `--allow-env=${PROBE_ENV.join(",")}`,
+    `--allow-net=${host}`,
+  ];
+}
+
+/** What one probe run printed and returned. */
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Wall time in milliseconds. */
+  ms: number;
+}
+
+/** Options of {@linkcode Cluster.run}. */
+export interface RunOptions {
+  /** Environment variables to add or, with `undefined`, remove. */
+  env?: Record<string, string | undefined>;
+  /** Replaces the Deno flags. */
+  flags?: string[];
+}
+
+/** A simulated cluster with one pod, `shop/worker-7d9f`, and its probe's files. */
+export class Cluster {
+  readonly token = `tok-${crypto.randomUUID()}`;
+  readonly namespace = "shop";
+  readonly podName = "worker-7d9f";
+  /** Every line any probe run printed, to prove the token never shows. */
+  readonly outputs: string[] = [];
+  readonly paths: ProbePaths;
+  readonly stateFile: string;
+
+  private constructor(
+    readonly pki: Pki,
+    readonly server: FakeApiServer,
+    readonly pod: Pod,
+    readonly dir: string,
+  ) {
+    this.paths = {
+      serviceAccountDir: `${dir}/serviceaccount`,
+      stateDir: `${dir}/state`,
+      terminationMessagePath: `${dir}/termination-log`,
+    };
+    this.stateFile = `${this.paths.stateDir}/counter`;
+  }
+
+  /** Starts the server and lays out the pod's files. */
+  static async start(options: { containers?: string[] } = {}): Promise<Cluster> {
+    const pki = await makePki();
+    const server = new FakeApiServer(pki);
+    const dir = await Deno.makeTempDir({ prefix: "log-probe-pod-" });
+    const pod = server.addPod("shop", "worker-7d9f", options.containers);
+    const cluster = new Cluster(pki, server, pod, dir);
+    server.addServiceAccount(cluster.token, "shop", "log-probe");
+    await Deno.mkdir(cluster.paths.serviceAccountDir);
+    await Deno.mkdir(cluster.paths.stateDir);
+    await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/token`, cluster.token);
+    await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/ca.crt`, pki.caCert);
+    await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/namespace`, "shop");
+    await Deno.writeTextFile(cluster.paths.terminationMessagePath, "");
+    return cluster;
+  }
+
+  /** The container restarts: a new termination-message file, an empty log. */
+  async restartContainer(container = "app"): Promise<void> {
+    const fresh = `${this.paths.terminationMessagePath}.new`;
+    await Deno.writeTextFile(fresh, "");
+    await Deno.rename(fresh, this.paths.terminationMessagePath);
+    this.pod.containers.set(container, []);
+  }
+
+  /** The container instance as the probe sees it. */
+  instance(): string {
+    const { dev, ino } = Deno.statSync(this.paths.terminationMessagePath);
+    return `${dev}:${ino}`;
+  }
+
+  /** Sets the counter file as a previous check of this instance would have. */
+  async setCounter(silentChecks: number): Promise<void> {
+    await Deno.writeTextFile(this.stateFile, `${silentChecks} ${this.instance()}\n`);
+  }
+
+  /** The counter file's text, or undefined when there is none. */
+  async counter(): Promise<string | undefined> {
+    try {
+      return await Deno.readTextFile(this.stateFile);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+  }
+
+  /** Runs the real probe once, as the kubelet would, with the pod's flags and environment. */
+  async run(args: string[] = [], options: RunOptions = {}): Promise<Run> {
+    const env: Record<string, string> = {
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      KUBERNETES_SERVICE_PORT: String(this.server.port),
+      HOSTNAME: this.podName,
+    };
+    for (const name of ["HOME", "DENO_DIR", "PATH"]) {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    }
+    for (const [name, value] of Object.entries(options.env ?? {})) {
+      if (value === undefined) delete env[name];
+      else env[name] = value;
+    }
+    const flags = options.flags ?? denoFlags(this.paths, `127.0.0.1:${this.server.port}`);
+    const started = performance.now();
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...flags,
+        PROBE,
+        "--service-account-dir",
+        this.paths.serviceAccountDir,
+        "--termination-message-path",
+        this.paths.terminationMessagePath,
+        "--state-file",
+        this.stateFile,
+        ...args,
+      ],
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const run = {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: new TextDecoder().decode(output.stderr),
+      ms: performance.now() - started,
+    };
+    this.outputs.push(run.stdout, run.stderr);
+    return run;
+  }
+
+  /** Stops the server and removes every file. */
+  async stop(): Promise<void> {
+    await this.server.close();
+    await Deno.remove(this.dir, { recursive: true });
+    await Deno.remove(this.pki.dir, { recursive: true });
+  }
+}
