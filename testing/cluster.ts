@@ -153,13 +153,8 @@ export class Cluster {
       args: [
         ...flags,
         PROBE,
-        "--service-account-dir",
-        this.paths.serviceAccountDir,
-        "--termination-message-path",
-        this.paths.terminationMessagePath,
-        "--state-file",
-        this.stateFile,
-        ...args,
+        // `plan` must come first and takes no check flags
+        ...(args[0] === "plan" ? args : [...this.#pathArgs(), ...args]),
       ],
       env,
       clearEnv: true,
@@ -175,6 +170,17 @@ export class Cluster {
     };
     this.outputs.push(run.stdout, run.stderr);
     return run;
+  }
+
+  #pathArgs(): string[] {
+    return [
+      "--service-account-dir",
+      this.paths.serviceAccountDir,
+      "--termination-message-path",
+      this.paths.terminationMessagePath,
+      "--state-file",
+      this.stateFile,
+    ];
   }
 
   /** Stops the server and removes every file. */

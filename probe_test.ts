@@ -1,0 +1,786 @@
+import assert from "node:assert/strict";
+import {
+  type Answer,
+  type CheckOptions,
+  exitCode,
+  formatCounter,
+  formatDuration,
+  HELP,
+  judge,
+  LIMIT_BYTES,
+  logUrl,
+  MAX_LINE,
+  oneLine,
+  parseArgs,
+  parseCounter,
+  parseDuration,
+  type PlanOptions,
+  renderPlan,
+  resolveTarget,
+  simulate,
+  type Target,
+  windowFor,
+} from "./probe.ts";
+import { FakeApiServer, makePki, readLogs } from "./testing/apiserver.ts";
+import { Cluster } from "./testing/cluster.ts";
+
+const TARGET: Target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
+const TRIANGULAR = { window: 60, growth: "triangular" as const };
+
+function checkOptions(args: string[] = []): CheckOptions {
+  const command = parseArgs(args);
+  assert.equal(command.command, "check");
+  return command.options;
+}
+
+// ---------------------------------------------------------------------------
+// Pure functions
+
+Deno.test("parseDuration reads kubectl-style durations in whole seconds", () => {
+  assert.equal(parseDuration("30s", "--window"), 30);
+  assert.equal(parseDuration("5m", "--window"), 300);
+  assert.equal(parseDuration("2h", "--window"), 7200);
+  assert.equal(parseDuration("1h30m", "--window"), 5400);
+  assert.equal(parseDuration("1h2m3s", "--window"), 3723);
+});
+
+Deno.test("parseDuration rejects zero, negative, unitless and garbage, naming the value", () => {
+  for (const bad of ["0", "0s", "-5s", "abc", "60", "", "1.5m", "5 m", "1m1h", "11000000h"]) {
+    assert.throws(
+      () => parseDuration(bad, "--window"),
+      (error: Error) => error.message.includes(`--window ${JSON.stringify(bad)}`),
+      bad,
+    );
+  }
+});
+
+Deno.test("formatDuration writes what parseDuration reads", () => {
+  for (const seconds of [1, 59, 60, 61, 3600, 3723, 5400, 7200, 86400]) {
+    assert.equal(parseDuration(formatDuration(seconds), "--window"), seconds);
+  }
+  assert.equal(formatDuration(5400), "1h30m");
+});
+
+Deno.test("windowFor follows the article's schedule: 60, 180, 360 … 7200s at the 15th check", () => {
+  const windows = Array.from({ length: 15 }, (_, n) => windowFor(n, TRIANGULAR));
+  assert.deepEqual(windows, [
+    60,
+    180,
+    360,
+    600,
+    900,
+    1260,
+    1680,
+    2160,
+    2700,
+    3300,
+    3960,
+    4680,
+    5460,
+    6300,
+    7200,
+  ]);
+});
+
+Deno.test("windowFor grows linearly, exponentially, not at all, and stops at --max-window", () => {
+  assert.deepEqual([0, 1, 2, 3].map((n) => windowFor(n, { window: 30, growth: "linear" })), [
+    30,
+    60,
+    90,
+    120,
+  ]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((n) => windowFor(n, { window: 30, growth: "exponential" })),
+    [30, 60, 120, 240],
+  );
+  assert.deepEqual([0, 5, 99].map((n) => windowFor(n, { window: 30, growth: "fixed" })), [
+    30,
+    30,
+    30,
+  ]);
+  assert.equal(windowFor(14, { ...TRIANGULAR, maxWindow: 3600 }), 3600);
+  assert.equal(windowFor(5000, { window: 60, growth: "exponential" }), 10 * 365 * 86400);
+});
+
+Deno.test("parseArgs gives the defaults of SPEC.md", () => {
+  const options = checkOptions();
+  assert.equal(options.window, 60);
+  assert.equal(options.growth, "triangular");
+  assert.equal(options.timeout, 5);
+  assert.equal(options.onApiError, "ignore");
+  assert.equal(options.stateFile, "/tmp/log-probe.state");
+  assert.equal(options.serviceAccountDir, "/var/run/secrets/kubernetes.io/serviceaccount");
+  const plan = parseArgs(["plan"]);
+  assert.ok(plan.command === "plan");
+  assert.equal(plan.options.period, 60);
+  assert.equal(plan.options.failureThreshold, 15);
+});
+
+Deno.test("parseArgs takes kubectl's short flags and --flag=value", () => {
+  const options = checkOptions(["-n", "shop", "-c=worker", "--pod=web-1", "--window", "2m"]);
+  assert.equal(options.namespace, "shop");
+  assert.equal(options.container, "worker");
+  assert.equal(options.pod, "web-1");
+  assert.equal(options.window, 120);
+  assert.deepEqual(parseArgs(["--help"]), { command: "help" });
+  assert.deepEqual(parseArgs(["check", "--version"]), { command: "version" });
+});
+
+Deno.test("parseArgs rejects bad input with one line naming the bad value", () => {
+  const cases: Array<[string[], string]> = [
+    [["--bogus"], '"--bogus"'],
+    [["--pod"], "Missing value for --pod"],
+    [["--window", "--growth", "fixed"], "Missing value for --window"],
+    [["--window", "0"], '"0"'],
+    [["--window", "-5s"], '"-5s"'],
+    [["--growth", "sideways"], '"sideways"'],
+    [["--on-api-error", "maybe"], '"maybe"'],
+    [["--max-window", "30s"], '"30s": shorter than --window'],
+    [["plan", "--failure-threshold", "0"], '"0"'],
+    [["plan", "--pod", "web"], "--pod does not apply to plan"],
+    [["--period", "60s"], "--period does not apply to check"],
+    [["stray"], '"stray"'],
+    [["--window", "1m", "--window", "2m"], "--window given twice"],
+  ];
+  for (const [args, expected] of cases) {
+    assert.throws(
+      () => parseArgs(args),
+      (error: Error) => error.message.includes(expected) && !error.message.includes("\n"),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test("the help fits on one screen", () => {
+  const lines = HELP.split("\n");
+  assert.ok(lines.length <= 30, `${lines.length} lines`);
+  assert.ok(lines.every((line) => line.length <= 100));
+});
+
+Deno.test("resolveTarget: flags, then environment, then the namespace file, like InClusterConfig", () => {
+  const env = (values: Record<string, string>) => (name: string) => values[name];
+  const fromEnv = resolveTarget(
+    checkOptions(),
+    env({
+      KUBERNETES_SERVICE_HOST: "10.96.0.1",
+      KUBERNETES_SERVICE_PORT: "443",
+      POD_NAMESPACE: "shop",
+      HOSTNAME: "web-1",
+    }),
+    () => "ignored",
+  );
+  assert.deepEqual(fromEnv, {
+    server: "https://10.96.0.1",
+    namespace: "shop",
+    pod: "web-1",
+    container: undefined,
+  });
+  const ipv6 = resolveTarget(
+    checkOptions(),
+    env({ KUBERNETES_SERVICE_HOST: "fd00::1", KUBERNETES_SERVICE_PORT: "6443", HOSTNAME: "a" }),
+    () => "shop\n",
+  );
+  assert.equal(ipv6.server, "https://[fd00::1]:6443");
+  assert.equal(ipv6.namespace, "shop");
+  const fallback = resolveTarget(
+    checkOptions(["--pod", "web", "-c", "app"]),
+    env({ POD_NAME: "ignored", NAMESPACE: "ns1", POD_NAMESPACE: "ns2" }),
+    () => undefined,
+  );
+  assert.equal(fallback.server, "https://kubernetes.default.svc");
+  assert.equal(fallback.namespace, "ns1");
+  assert.equal(fallback.pod, "web");
+  assert.equal(fallback.container, "app");
+});
+
+Deno.test("resolveTarget rejects what would change the request path or leave the cluster", () => {
+  const none = () => undefined;
+  const cases: Array<[string[], string]> = [
+    [["--pod", "a/b", "-n", "x"], 'Invalid pod name "a/b"'],
+    [["--pod", "..", "-n", "x"], 'Invalid pod name ".."'],
+    [["--pod", "a", "-n", "X_Y"], 'Invalid namespace "X_Y"'],
+    [["--pod", "a", "-n", "x", "-c", "a?b"], 'Invalid container name "a?b"'],
+    [["--pod", "a", "-n", "x", "--server", "http://10.0.0.1"], "use https://"],
+    [["--pod", "a"], "No namespace"],
+    [["-n", "x"], "No pod name"],
+  ];
+  for (const [args, expected] of cases) {
+    assert.throws(
+      () => resolveTarget(checkOptions(args), none, none),
+      (error: Error) => error.message.includes(expected),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test("logUrl asks for one timestamped line of the window, bounded, path segments encoded", () => {
+  const url = new URL(logUrl({ ...TARGET, container: "app" }, 180));
+  assert.equal(url.pathname, "/api/v1/namespaces/shop/pods/web/log");
+  assert.equal(url.searchParams.get("sinceSeconds"), "180");
+  assert.equal(url.searchParams.get("tailLines"), "1");
+  assert.equal(url.searchParams.get("timestamps"), "true");
+  assert.equal(url.searchParams.get("limitBytes"), String(LIMIT_BYTES));
+  assert.equal(url.searchParams.get("container"), "app");
+  assert.ok(!logUrl(TARGET, 60).includes("container="));
+});
+
+function status(code: number, message: string): Answer {
+  return { status: code, body: JSON.stringify({ kind: "Status", code, message }) };
+}
+
+Deno.test("judge follows the decision table", () => {
+  const rows: Array<[Answer, string, number, RegExp]> = [
+    [
+      { status: 200, body: "2026-11-25T12:00:00Z hi\n" },
+      "alive",
+      0,
+      /^alive: output in the last 360s/,
+    ],
+    [{ status: 200, body: "2026-11-25T12:00:00.5Z \n" }, "alive", 0, /^alive/],
+    [
+      { status: 200, body: "" },
+      "silent",
+      3,
+      /^silent: no output in the last 360s \(3 silent checks in a row; next window 600s\)$/,
+    ],
+    [{ status: 200, body: "<html>proxy</html>" }, "unknown", 2, /not a container log/],
+    [
+      { failure: "unreachable", detail: "tcp connect error: Connection refused" },
+      "unknown",
+      2,
+      /Connection refused; not counted \(2 silent checks in a row kept\)/,
+    ],
+    [{ failure: "timeout", detail: "5s" }, "unknown", 2, /within 5s/],
+    [status(429, "Too many requests"), "unknown", 2, /429/],
+    [status(500, "boom"), "unknown", 2, /500/],
+    [status(503, "unavailable"), "unknown", 2, /503/],
+    [
+      status(400, "a container name must be specified for pod web, choose one of: [a b]"),
+      "error",
+      2,
+      /choose one of: \[a b\] \(pass --container/,
+    ],
+    [status(401, "Unauthorized"), "error", 2, /^error: unauthorized/],
+    [
+      status(
+        403,
+        'pods "web" is forbidden: User "system:serviceaccount:shop:log-probe" cannot get resource "pods/log" in API group "" in the namespace "shop"',
+      ),
+      "error",
+      2,
+      /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(apply manifests\/rbac.yaml\)$/,
+    ],
+    [status(404, 'pods "web" not found'), "error", 2, /not found: pod shop\/web/],
+    [
+      { failure: "tls", detail: "invalid peer certificate: UnknownIssuer" },
+      "error",
+      2,
+      /certificate rejected/,
+    ],
+    [{ status: 302, body: "" }, "error", 2, /302/],
+  ];
+  for (const [answer, verdict, silentChecks, message] of rows) {
+    const outcome = judge(answer, 2, TRIANGULAR, TARGET);
+    assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
+    assert.equal(outcome.silentChecks, verdict === "alive" ? 0 : silentChecks);
+    assert.match(outcome.message, message);
+    assert.ok(outcome.message.length <= MAX_LINE);
+  }
+});
+
+Deno.test("exitCode: unknown passes unless --on-api-error=fail", () => {
+  assert.deepEqual(
+    (["alive", "silent", "unknown", "error"] as const).map((v) => exitCode(v, "ignore")),
+    [0, 1, 0, 2],
+  );
+  assert.equal(exitCode("unknown", "fail"), 1);
+});
+
+Deno.test("oneLine escapes control characters and cuts to the limit", () => {
+  assert.equal(oneLine("a\nb\x1b[31m"), "a\\x0ab\\x1b[31m");
+  const long = oneLine("x".repeat(500));
+  assert.equal(long.length, MAX_LINE);
+  assert.ok(long.endsWith("…"));
+});
+
+Deno.test("parseCounter: garbage and another instance's count become 0 with a note", () => {
+  assert.deepEqual(parseCounter(undefined, "1:2"), { silentChecks: 0, instance: "1:2" });
+  assert.deepEqual(parseCounter("7 1:2\n", "1:2"), { silentChecks: 7, instance: "1:2" });
+  assert.match(parseCounter("7 1:1\n", "1:2").note!, /previous container instance/);
+  assert.equal(parseCounter("7 1:1\n", "1:2").silentChecks, 0);
+  for (const garbage of ["", "abc", "-1 1:2", "1e3 1:2", "7", "99999999999 1:2"]) {
+    const counter = parseCounter(garbage, "1:2");
+    assert.equal(counter.silentChecks, 0, garbage);
+    assert.match(counter.note!, /garbage/);
+  }
+  assert.equal(
+    parseCounter(formatCounter({ silentChecks: 4, instance: "-" }), "1:2").silentChecks,
+    4,
+  );
+});
+
+Deno.test("simulate: the default settings restart after 2h14m-2h15m, not the article's 105 minutes", () => {
+  const options: PlanOptions = { ...TRIANGULAR, period: 60, failureThreshold: 15 };
+  const worst = simulate(options, 60);
+  assert.equal(worst.restartAfter, 2 * 3600 + 15 * 60);
+  assert.equal(worst.streak.length, 15);
+  assert.deepEqual(
+    worst.streak.map(([, window]) => window),
+    Array.from({ length: 15 }, (_, n) => windowFor(n, TRIANGULAR)),
+  );
+  assert.ok(worst.resets.length > 0);
+  assert.equal(simulate(options, 1).restartAfter, 2 * 3600 + 14 * 60 + 1);
+  const fixed = simulate({ window: 60, growth: "fixed", period: 60, failureThreshold: 3 }, 30);
+  assert.deepEqual(fixed, {
+    phase: 30,
+    restartAfter: 210,
+    resets: [],
+    streak: [[90, 60], [150, 60], [210, 60]],
+  });
+  const text = renderPlan(options);
+  assert.match(text, /Restart after 2h14m1s to 2h15m of silence/);
+  assert.match(text, /streak reset at 3m/);
+});
+
+Deno.test("readLogs in the test server: tail, then since, then limitBytes, with timestamps", () => {
+  const now = Date.parse("2026-11-25T12:00:00Z");
+  const records = [
+    { at: now - 120_000, text: "old" },
+    { at: now - 30_000, text: "new" },
+    { at: now - 10_000, text: "part", partial: true },
+    { at: now - 10_000, text: "ial" },
+  ];
+  const text = (query: string) =>
+    new TextDecoder().decode(readLogs(records, new URLSearchParams(query), now));
+  assert.equal(text("sinceSeconds=60"), "new\npartial\n");
+  assert.equal(
+    text("sinceSeconds=60&timestamps=true&tailLines=3"),
+    "2026-11-25T11:59:30Z new\n2026-11-25T11:59:50Z partial\n",
+  );
+  assert.equal(text("tailLines=1&sinceSeconds=5"), "");
+  assert.equal(text("limitBytes=5"), "old\nn");
+});
+
+// ---------------------------------------------------------------------------
+// The real probe, as a subprocess, against the HTTPS stand-in
+
+const clusters: Cluster[] = [];
+async function cluster(options?: { containers?: string[] }): Promise<Cluster> {
+  const started = await Cluster.start(options);
+  clusters.push(started);
+  return started;
+}
+
+Deno.test("a container that logged in the window is alive, and its counter is reset", async () => {
+  const c = await cluster();
+  await c.setCounter(3);
+  c.server.log(c.pod, "processed job 42", "app", c.server.now - 500_000);
+  const run = await c.run();
+  assert.equal(run.stdout, "alive: output in the last 600s (after 3 silent checks in a row)\n");
+  assert.equal(run.code, 0);
+  assert.equal(run.stderr, "");
+  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  const seen = c.server.seen.at(-1)!;
+  assert.equal(seen.path, "/api/v1/namespaces/shop/pods/worker-7d9f/log");
+  assert.equal(seen.query.toString(), "sinceSeconds=600&tailLines=1&timestamps=true&limitBytes=64");
+  await c.stop();
+});
+
+Deno.test("a silent window fails the probe and widens the next window", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "last words", "app", c.server.now - 61_000);
+  const first = await c.run();
+  assert.equal(first.code, 1);
+  assert.equal(
+    first.stdout,
+    "silent: no output in the last 60s (1 silent check in a row; next window 180s)\n",
+  );
+  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  c.server.now += 60_000;
+  const second = await c.run();
+  assert.equal(second.code, 0, "the line at -121s is back inside the 180s window");
+  assert.match(second.stdout, /^alive: output in the last 180s/);
+  await c.stop();
+});
+
+Deno.test("a blank line is output: the only line in the window counts as alive", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "");
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^alive/);
+  await c.stop();
+});
+
+Deno.test("50 MB of output in the window: the server sends at most one short line", async () => {
+  const c = await cluster();
+  const line = `${"x".repeat(99)}`;
+  const records = c.pod.containers.get("app")!;
+  for (let i = 0; i < 500_000; i++) {
+    records.push({ at: c.server.now - 30_000 + i / 100, text: line });
+  }
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^alive/);
+  const seen = c.server.seen.at(-1)!;
+  assert.ok(seen.bytes <= LIMIT_BYTES, `${seen.bytes} bytes`);
+  assert.ok(seen.bytes > 20);
+  await c.stop();
+});
+
+Deno.test("the API server refusing connections is unknown: exit 0, counter kept; fail mode exits 1", async () => {
+  const c = await cluster();
+  await c.setCounter(2);
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = closed.addr.port;
+  closed.close();
+  const args = ["--server", `https://127.0.0.1:${port}`];
+  const flags = ["run", "--no-prompt", "--no-config", ...allowAll(c, `127.0.0.1:${port}`)];
+  const run = await c.run(args, { flags });
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stdout,
+    /^unknown: API server unreachable: .*Connection refused; not counted \(2 silent checks in a row kept\)$/m,
+  );
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  const failing = await c.run([...args, "--on-api-error=fail"], { flags });
+  assert.equal(failing.code, 1);
+  assert.match(failing.stdout, /^unknown/);
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  await c.stop();
+});
+
+function allowAll(c: Cluster, host: string): string[] {
+  const p = c.paths;
+  return [
+    `--allow-read=${p.serviceAccountDir},${p.terminationMessagePath},${p.stateDir}`,
+    `--allow-write=${p.stateDir}`,
+    "--allow-env",
+    `--allow-net=${host}`,
+  ];
+}
+
+Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", async () => {
+  const c = await cluster();
+  await c.setCounter(1);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closer = (async () => {
+    for await (const conn of listener) conn.close();
+  })();
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const closed = await c.run(["--server", `https://${host}`], {
+    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, host)],
+  });
+  assert.equal(closed.code, 0);
+  assert.match(closed.stdout, /^unknown: API server unreachable: .*(eof|reset|closed)/i);
+  listener.close();
+  await closer.catch(() => {});
+  const dns = await c.run(["--server", "https://no-such-host.invalid"], {
+    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, "no-such-host.invalid")],
+  });
+  assert.equal(dns.code, 0);
+  assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
+  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  await c.stop();
+});
+
+Deno.test("an API server that never answers: the probe gives up on its own deadline, unknown", async () => {
+  const c = await cluster();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const holder = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const run = await c.run(["--server", `https://${host}`, "--timeout", "1s"], {
+    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, host)],
+  });
+  assert.equal(run.code, 0);
+  assert.equal(run.stdout, "unknown: no answer from the API server within 1s; not counted\n");
+  assert.ok(run.ms < 3000, `${run.ms} ms`);
+  assert.equal(await c.counter(), undefined);
+  listener.close();
+  held.forEach((conn) => conn.close());
+  await holder.catch(() => {});
+  await c.stop();
+});
+
+Deno.test("429, 500 and 503 from the API server are unknown, counter kept", async () => {
+  const c = await cluster();
+  await c.setCounter(4);
+  for (const code of [429, 500, 503]) {
+    c.server.override = {
+      status: code,
+      headers: { "content-type": "application/json", "retry-after": "1" },
+      body: JSON.stringify({ kind: "Status", code, message: "the server is busy" }),
+    };
+    const run = await c.run();
+    assert.equal(run.code, 0, String(code));
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^unknown: API server answered ${code} the server is busy; not counted \\(4 silent checks in a row kept\\)`,
+      ),
+    );
+    assert.equal(await c.counter(), `4 ${c.instance()}\n`);
+  }
+  await c.stop();
+});
+
+Deno.test("400, 401, 403 and 404 are errors that say what to fix, counter kept", async () => {
+  const c = await cluster({ containers: ["app", "sidecar"] });
+  await c.setCounter(2);
+  const multi = await c.run();
+  assert.equal(multi.code, 2);
+  assert.equal(
+    multi.stdout,
+    "error: a container name must be specified for pod worker-7d9f, choose one of: [app sidecar] (pass --container or set CONTAINER_NAME)\n",
+  );
+  c.server.log(c.pod, "hi", "app");
+  const named = await c.run(["-c", "app"]);
+  assert.equal(named.code, 0);
+  assert.equal(c.server.seen.at(-1)!.query.get("container"), "app");
+  await c.setCounter(2);
+  const wrongPod = await c.run(["-c", "app"], { env: { HOSTNAME: "worker-0000" } });
+  assert.equal(wrongPod.code, 2);
+  assert.match(wrongPod.stdout, /^error: not found: pod shop\/worker-0000/);
+  c.server.grants.clear();
+  const forbidden = await c.run(["-c", "app"]);
+  assert.equal(forbidden.code, 2);
+  assert.equal(
+    forbidden.stdout,
+    "error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods/log in shop (apply manifests/rbac.yaml)\n",
+  );
+  c.server.tokens.clear();
+  const unauthorized = await c.run(["-c", "app"]);
+  assert.equal(unauthorized.code, 2);
+  assert.match(unauthorized.stdout, /^error: unauthorized/);
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  await c.stop();
+});
+
+Deno.test("a server certificate from another CA is refused, never retried without verification", async () => {
+  const c = await cluster();
+  const other = await makePki();
+  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, other.caCert);
+  const requests = c.server.seen.length;
+  const run = await c.run();
+  assert.equal(run.code, 2);
+  assert.match(run.stdout, /^error: API server certificate rejected: invalid peer certificate/);
+  assert.equal(c.server.seen.length, requests, "no request got through");
+  await Deno.remove(other.dir, { recursive: true });
+  await c.stop();
+});
+
+Deno.test("a server certificate for another host name is refused", async () => {
+  const c = await cluster();
+  const pki = await makePki({ hosts: ["DNS:api.example.com"] });
+  const server = new FakeApiServer(pki);
+  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, pki.caCert);
+  const run = await c.run([], {
+    env: { KUBERNETES_SERVICE_PORT: String(server.port) },
+    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, `127.0.0.1:${server.port}`)],
+  });
+  assert.equal(run.code, 2);
+  assert.match(
+    run.stdout,
+    /^error: API server certificate rejected: invalid peer certificate: certificate not valid for name "127\.0\.0\.1"/,
+  );
+  assert.equal(server.seen.length, 0);
+  await server.close();
+  await Deno.remove(pki.dir, { recursive: true });
+  await c.stop();
+});
+
+Deno.test("missing, empty or unusable credentials are errors, counter kept", async () => {
+  const c = await cluster();
+  await c.setCounter(5);
+  const token = `${c.paths.serviceAccountDir}/token`;
+  const ca = `${c.paths.serviceAccountDir}/ca.crt`;
+  const cases: Array<[string | undefined, string | undefined, RegExp]> = [
+    ["", c.pki.caCert, /^error: Empty service-account token/],
+    [undefined, c.pki.caCert, /^error: No service-account token at .*automountServiceAccountToken/],
+    ["two\nlines", c.pki.caCert, /^error: The token at .* holds characters no bearer token has/],
+    [c.token, undefined, /^error: No CA certificate at/],
+    [c.token, "not a certificate", /^error: No PEM certificate in/],
+  ];
+  for (const [tokenText, caText, expected] of cases) {
+    await Deno.remove(token).catch(() => {});
+    await Deno.remove(ca).catch(() => {});
+    if (tokenText !== undefined) await Deno.writeTextFile(token, tokenText);
+    if (caText !== undefined) await Deno.writeTextFile(ca, caText);
+    const run = await c.run();
+    assert.equal(run.code, 2, run.stdout);
+    assert.match(run.stdout, expected);
+    assert.equal(run.stdout.split("\n").length, 2, "one line");
+    assert.equal(await c.counter(), `5 ${c.instance()}\n`);
+  }
+  assert.equal(c.server.seen.length, 0, "nothing was sent without credentials");
+  await c.stop();
+});
+
+Deno.test("bad flags exit 2 with one line, before touching the counter or the network", async () => {
+  const c = await cluster();
+  await c.setCounter(3);
+  for (
+    const args of [["--bogus"], ["--window", "0"], ["--window", "-5s"], ["--window", "abc"], [
+      "--growth",
+      "sideways",
+    ], ["--pod", "a/b"]]
+  ) {
+    const run = await c.run(args);
+    assert.equal(run.code, 2, args.join(" "));
+    assert.match(run.stdout, /^error: .*"/);
+    assert.equal(run.stdout.split("\n").length, 2);
+    assert.equal(run.stderr, "");
+  }
+  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  assert.equal(c.server.seen.length, 0);
+  await c.stop();
+});
+
+Deno.test("a counter file holding garbage counts as 0 and the line says so", async () => {
+  const c = await cluster();
+  await Deno.writeTextFile(c.stateFile, "\x00\x01garbage");
+  const run = await c.run();
+  assert.equal(run.code, 1);
+  assert.equal(
+    run.stdout,
+    "silent: no output in the last 60s (1 silent check in a row; next window 180s); counter file held garbage, counted as 0\n",
+  );
+  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  await c.stop();
+});
+
+Deno.test("a counter left by a previous container instance does not carry over", async () => {
+  const c = await cluster();
+  await c.setCounter(14);
+  await c.restartContainer();
+  const run = await c.run();
+  assert.equal(run.code, 1);
+  assert.match(
+    run.stdout,
+    /^silent: no output in the last 60s \(1 silent check in a row.*previous container instance discarded$/m,
+  );
+  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  await c.stop();
+});
+
+Deno.test("a counter that cannot be written never turns output into a failure", async () => {
+  const c = await cluster();
+  await c.setCounter(2);
+  c.server.log(c.pod, "still here");
+  await Deno.chmod(c.paths.stateDir, 0o500);
+  const flags = ["run", "--no-prompt", "--no-config", ...allowAll(c, `127.0.0.1:${c.server.port}`)];
+  // root ignores file modes: take the write permission away from Deno instead
+  flags.splice(flags.findIndex((flag) => flag.startsWith("--allow-write")), 1);
+  const run = await c.run([], { flags });
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stdout,
+    /^alive: output in the last 360s.*; warning: counter not saved to .*counter/,
+  );
+  await Deno.chmod(c.paths.stateDir, 0o700);
+  await c.stop();
+});
+
+Deno.test("--growth fixed keeps no counter file", async () => {
+  const c = await cluster();
+  for (let i = 0; i < 3; i++) {
+    const run = await c.run(["--growth", "fixed", "--window", "2m"]);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /^silent: no output in the last 120s/);
+  }
+  assert.equal(await c.counter(), undefined);
+  assert.deepEqual([...Deno.readDirSync(c.paths.stateDir)], []);
+  await c.stop();
+});
+
+Deno.test("--help, --version and plan print without any permission", async () => {
+  const c = await cluster();
+  const bare = { flags: ["run", "--no-prompt", "--no-config"] };
+  const help = await c.run(["--help"], bare);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^log-probe /);
+  const plan = await c.run([
+    "plan",
+    "--window",
+    "30s",
+    "--failure-threshold",
+    "3",
+    "--period",
+    "30s",
+  ], bare);
+  assert.equal(plan.code, 0);
+  assert.match(plan.stdout, /Restart after/);
+  await c.stop();
+});
+
+/** Deterministic random numbers, so a failing timeline can be replayed. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("a 300-check timeline matches the schedule model check by check, restart included", async () => {
+  const c = await cluster();
+  const random = mulberry32(20261125);
+  // A worker that logs in bursts, with silences from seconds to three hours.
+  const start = c.server.now;
+  const lines: number[] = [];
+  let t = start - 30_000;
+  for (let gap = 0; t < start + 300 * 60_000; gap++) {
+    const burst = 1 + Math.floor(random() * 20);
+    for (let i = 0; i < burst; i++) lines.push(t += random() * 60_000);
+    // every third silence is long: 2h to 3h, around the 2h14m the plan predicts
+    t += gap % 3 === 1 ? 2 * 3600_000 + random() * 3600_000 : random() * 40 * 60_000;
+  }
+  let silentChecks = 0;
+  let failures = 0;
+  const restarts: number[] = [];
+  const mismatches: string[] = [];
+  for (let check = 1; check <= 300; check++) {
+    c.server.now = start + check * 60_000;
+    const records = c.pod.containers.get("app")!;
+    while (lines.length && lines[0] <= c.server.now) {
+      records.push({ at: lines.shift()!, text: `job ${check}` });
+    }
+    // The model: SPEC.md's window, the kubelet's last line, since and failure count.
+    const window = 60 * (silentChecks + 1) * (silentChecks + 2) / 2;
+    const last = records.at(-1)?.at;
+    const alive = last !== undefined && last >= c.server.now - window * 1000;
+    silentChecks = alive ? 0 : silentChecks + 1;
+    failures = alive ? 0 : failures + 1;
+
+    const run = await c.run();
+    const file = await c.counter();
+    const got = `exit ${run.code}, sinceSeconds ${
+      c.server.seen.at(-1)!.query.get("sinceSeconds")
+    }, counter ${file === undefined ? 0 : file}`;
+    const want = `exit ${alive ? 0 : 1}, sinceSeconds ${window}, counter ${
+      file === undefined && alive ? 0 : `${silentChecks} ${c.instance()}\n`
+    }`;
+    if (got !== want) mismatches.push(`check ${check}: got ${got}, want ${want}`);
+    if (failures === 15) {
+      restarts.push(check);
+      failures = silentChecks = 0;
+      await c.restartContainer();
+    }
+  }
+  assert.deepEqual(mismatches, []);
+  assert.ok(restarts.length >= 1, "the timeline holds at least one restart");
+  console.log(`timeline: 300 checks match the model; restarts at checks ${restarts.join(", ")}`);
+  await c.stop();
+});
+
+Deno.test("the token appears in no output of any probe run", () => {
+  for (const c of clusters) {
+    for (const output of c.outputs) assert.ok(!output.includes(c.token));
+    assert.ok(c.outputs.length > 0);
+  }
+  assert.ok(clusters.length > 10);
+});
