@@ -9,19 +9,18 @@
  *
  * ```sh
  * deno run --no-prompt --no-config --no-lock --no-remote --no-npm \
- *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/dev/termination-log,/var/run/log-probe \
- *   --allow-write=/var/run/log-probe \
- *   --allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_NAME,HOSTNAME \
- *   --allow-net=kubernetes.default.svc,$KUBERNETES_SERVICE_HOST \
- *   probe.ts --state-file /var/run/log-probe/state
+ *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe \
+ *   --allow-write=/var/lib/log-probe --allow-env=POD_NAME --allow-net=kubernetes.default.svc \
+ *   probe.ts --state-file=/var/lib/log-probe/state --termination-message-path=/termination-log
  * ```
  *
  * Permissions: read the service-account folder, the termination-message file
  * (it tells container instances apart) and the state file's folder; write the
- * state file's folder; the environment variables above (and NAMESPACE,
- * POD_NAMESPACE, CONTAINER_NAME where used); the API server's host. The
- * service-account role needs `get` on `pods/log` only. No imports: the file
- * runs offline from a ConfigMap.
+ * state file's folder; the environment variables it should consult (POD_NAME
+ * here; KUBERNETES_SERVICE_HOST/PORT, NAMESPACE, POD_NAMESPACE, HOSTNAME,
+ * CONTAINER_NAME where used); the API server's host. The service account's
+ * role needs `get` on `pods/log` only. No imports: it runs offline from a
+ * ConfigMap.
  *
  * Exit codes: 0 alive (or API unreachable), 1 silent, 2 misconfigured.
  *
@@ -118,7 +117,7 @@ const DEFAULTS: CheckOptions & PlanOptions = {
   timeout: 5,
   onApiError: "ignore",
   serviceAccountDir: SERVICE_ACCOUNT_DIR,
-  terminationMessagePath: "/dev/termination-log",
+  terminationMessagePath: "",
   period: 60,
   failureThreshold: 15,
 };
@@ -161,7 +160,8 @@ Check (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
   --on-api-error MODE      ignore: API server unreachable, 429 or 5xx exits 0 (default)
                            fail: it exits 1, so a long outage restarts the container
   --service-account-dir D  token, ca.crt and namespace (default as above)
-  --termination-message-path P  new file per container instance (/dev/termination-log)
+  --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
+                           guards /dev): a counter on an emptyDir then dies with its container
 Window (check and plan); durations like 30s, 5m, 1h30m:
   --window DURATION        window while the container logs (60s)
   --growth G               triangular: 1,3,6,10… windows (default); linear, exponential,
@@ -302,7 +302,7 @@ export function parseArgs(args: string[]): Command {
       `Invalid --on-api-error ${quote(onApiError)}: use ignore or fail`,
     );
   }
-  for (const name of ["state-file", "service-account-dir", "termination-message-path"]) {
+  for (const name of ["state-file", "service-account-dir"]) {
     if (values.get(name) === "") throw new ConfigError(`Empty --${name}`);
   }
   return {
@@ -699,12 +699,17 @@ function env(name: string): string | undefined {
   }
 }
 
-/** Tells container instances apart: the kubelet mounts a new termination-message file for each. */
+/**
+ * Tells container instances apart: the kubelet mounts a new termination-message
+ * file for each container start. "-" where there is none.
+ */
 function instanceOf(path: string): string {
+  if (path === "") return "-";
   try {
     const { dev, ino } = Deno.statSync(path);
     return `${dev}:${ino}`;
-  } catch {
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw error; // a flag is missing: say so
     return "-";
   }
 }
@@ -713,6 +718,7 @@ function loadCounter(path: string, instance: string): Counter {
   try {
     return parseCounter(readText(path), instance);
   } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw error;
     return {
       silentChecks: 0,
       instance,

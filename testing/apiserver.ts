@@ -206,10 +206,10 @@ export class FakeApiServer {
   readonly port: number;
   #server: Deno.HttpServer<Deno.NetAddr>;
 
-  constructor(pki: Pki, hostname = "127.0.0.1") {
+  constructor(pki: Pki, hostname = "127.0.0.1", port = 0) {
     this.#server = Deno.serve({
       hostname,
-      port: 0,
+      port,
       cert: pki.serverCert,
       key: pki.serverKey,
       onListen: () => {},

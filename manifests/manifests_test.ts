@@ -1,0 +1,622 @@
+/**
+ * The shipped manifests, rendered with `kubectl kustomize`, checked for least
+ * privilege and the "restricted" Pod Security Standard, and the rendered probe
+ * command run the way the kubelet runs it: inside a sandbox with the pod's
+ * files at their real paths.
+ */
+import assert from "node:assert/strict";
+import { parseAllDocuments } from "yaml";
+import { type PlanOptions, simulate } from "../probe.ts";
+import { FakeApiServer, makePki, type Pki } from "../testing/apiserver.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+// deno-lint-ignore no-explicit-any
+type Manifest = any;
+
+async function succeeds(command: string, args: string[]): Promise<boolean> {
+  try {
+    return (await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output())
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+const hasKubectl = await succeeds("kubectl", ["version", "--client"]);
+const canSandbox = await succeeds("unshare", [
+  "--mount",
+  "--pid",
+  "--fork",
+  "--propagation",
+  "private",
+  "true",
+]);
+const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
+const NO_SANDBOX = !hasKubectl
+  ? NO_KUBECTL
+  : canSandbox
+  ? ""
+  : " (skipped: needs root and unshare for a private mount namespace)";
+
+async function render(dir: string): Promise<Manifest[]> {
+  const output = await new Deno.Command("kubectl", {
+    args: ["kustomize", `${ROOT}${dir}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.ok(output.success, stderr);
+  assert.equal(stderr, "", `kubectl kustomize ${dir} warned`);
+  return parseAllDocuments(new TextDecoder().decode(output.stdout)).map((doc) => doc.toJS());
+}
+
+function only(manifests: Manifest[], kind: string): Manifest {
+  const found = manifests.filter((m) => m.kind === kind);
+  assert.equal(found.length, 1, `one ${kind}`);
+  return found[0];
+}
+
+function workerOf(deployment: Manifest): Manifest {
+  return deployment.spec.template.spec.containers[0];
+}
+
+/** Splits the probe argv into Deno's flags, the script and the probe's own flags. */
+function probeArgv(container: Manifest): { flags: string[]; script: string; args: string[] } {
+  const command: string[] = container.livenessProbe.exec.command;
+  assert.equal(command[1], "run");
+  const script = command.findIndex((arg, i) => i > 1 && !arg.startsWith("-"));
+  return {
+    flags: command.slice(2, script),
+    script: command[script],
+    args: command.slice(script + 1),
+  };
+}
+
+Deno.test({
+  name: `kubectl kustomize renders the root: ConfigMap is probe.ts byte for byte${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const manifests = await render(".");
+    const configMap = only(manifests, "ConfigMap");
+    assert.equal(configMap.metadata.name, "log-probe");
+    assert.equal(configMap.data["probe.ts"], await Deno.readTextFile(`${ROOT}probe.ts`));
+    assert.deepEqual(manifests.map((m) => m.kind).sort(), [
+      "ConfigMap",
+      "Role",
+      "RoleBinding",
+      "ServiceAccount",
+    ]);
+  },
+});
+
+Deno.test({
+  name:
+    `the Role grants get on pods/log and nothing else, bound to the Deployment's account${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const manifests = await render(".");
+    assert.ok(!manifests.some((m) => m.kind.startsWith("Cluster")), "no cluster-wide RBAC");
+    const role = only(manifests, "Role");
+    assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods/log"], verbs: ["get"] }]);
+    const binding = only(manifests, "RoleBinding");
+    const account = only(manifests, "ServiceAccount");
+    assert.deepEqual(binding.roleRef, {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: role.metadata.name,
+    });
+    const deployment = only(await render("examples/deployment"), "Deployment");
+    assert.equal(deployment.spec.template.spec.serviceAccountName, account.metadata.name);
+    assert.deepEqual(binding.subjects, [{
+      kind: "ServiceAccount",
+      name: account.metadata.name,
+      namespace: deployment.metadata.namespace,
+    }]);
+  },
+});
+
+Deno.test({
+  name:
+    `the example's probe: plain argv, fewest Deno permissions, offline, article timings${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const deployment = only(await render("examples/deployment"), "Deployment");
+    const worker = workerOf(deployment);
+    const { flags, script, args } = probeArgv(worker);
+    const command: string[] = worker.livenessProbe.exec.command;
+    assert.ok(!command.some((arg) => /^(-A|--allow-all)$/.test(arg)));
+    for (const flag of ["--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm"]) {
+      assert.ok(flags.includes(flag), flag);
+    }
+    const permissions = flags.filter((flag) => flag.startsWith("--allow-"));
+    assert.deepEqual(permissions, [
+      "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe",
+      "--allow-write=/var/lib/log-probe",
+      "--allow-env=POD_NAME",
+      "--allow-net=kubernetes.default.svc",
+    ]);
+    const mount = worker.volumeMounts.find((m: Manifest) =>
+      deployment.spec.template.spec.volumes.find((v: Manifest) => v.name === m.name).configMap
+    );
+    assert.equal(script, `${mount.mountPath}/probe.ts`);
+    assert.ok(mount.readOnly);
+    assert.deepEqual(args, [
+      "--state-file=/var/lib/log-probe/state",
+      `--termination-message-path=${worker.terminationMessagePath}`,
+    ]);
+    const { initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold } =
+      worker.livenessProbe;
+    assert.deepEqual([initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold], [
+      120,
+      60,
+      10,
+      15,
+    ]);
+    assert.deepEqual(worker.env.find((e: Manifest) => e.name === "POD_NAME").valueFrom, {
+      fieldRef: { fieldPath: "metadata.name" },
+    });
+    const init = deployment.spec.template.spec.initContainers[0];
+    assert.equal(command[0], `${init.volumeMounts[0].mountPath}/deno`);
+  },
+});
+
+/** The rules of the Pod Security Standards "restricted" profile that a Deployment can break. */
+function restrictedViolations(podSpec: Manifest): string[] {
+  const problems: string[] = [];
+  const pod = podSpec.securityContext ?? {};
+  for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
+    if (podSpec[field]) problems.push(field);
+  }
+  const allowed = [
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+  ];
+  for (const volume of podSpec.volumes ?? []) {
+    const type = Object.keys(volume).find((key) => key !== "name");
+    if (!allowed.includes(type!)) problems.push(`volume ${volume.name} is ${type}`);
+  }
+  const containers = [...(podSpec.initContainers ?? []), ...podSpec.containers];
+  for (const container of containers) {
+    const sc = container.securityContext ?? {};
+    const where = `container ${container.name}`;
+    if (sc.privileged) problems.push(`${where}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) problems.push(`${where}: privilege escalation`);
+    if (!(sc.runAsNonRoot ?? pod.runAsNonRoot)) problems.push(`${where}: may run as root`);
+    if ((sc.runAsUser ?? pod.runAsUser) === 0) problems.push(`${where}: runAsUser 0`);
+    const seccomp = (sc.seccompProfile ?? pod.seccompProfile)?.type;
+    if (!["RuntimeDefault", "Localhost"].includes(seccomp)) problems.push(`${where}: seccomp`);
+    if (!sc.capabilities?.drop?.includes("ALL")) {
+      problems.push(`${where}: capabilities not dropped`);
+    }
+    for (const cap of sc.capabilities?.add ?? []) {
+      if (cap !== "NET_BIND_SERVICE") problems.push(`${where}: adds ${cap}`);
+    }
+    if (container.ports?.some((p: Manifest) => p.hostPort)) problems.push(`${where}: hostPort`);
+    if (!sc.readOnlyRootFilesystem) problems.push(`${where}: writable root file system`);
+  }
+  return problems;
+}
+
+Deno.test({
+  name: `every example meets the "restricted" Pod Security Standard${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    for (const dir of ["examples/deployment", "examples/quick", "examples/compiled"]) {
+      const deployment = only(await render(dir), "Deployment");
+      assert.deepEqual(restrictedViolations(deployment.spec.template.spec), [], dir);
+    }
+    const broken = structuredClone(
+      only(await render("examples/deployment"), "Deployment").spec.template.spec,
+    );
+    broken.containers[0].securityContext.allowPrivilegeEscalation = true;
+    broken.volumes.push({ name: "host", hostPath: { path: "/" } });
+    assert.equal(restrictedViolations(broken).length, 2, "the check itself can fail");
+  },
+});
+
+Deno.test({
+  name:
+    `the quick overlay only shortens timings; the compiled one bakes in the same permissions${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const base = workerOf(only(await render("examples/deployment"), "Deployment"));
+    const quick = workerOf(only(await render("examples/quick"), "Deployment"));
+    const baseProbe = probeArgv(base);
+    const quickProbe = probeArgv(quick);
+    assert.deepEqual(quickProbe.flags, baseProbe.flags);
+    assert.deepEqual(quickProbe.args, [...baseProbe.args, "--window=10s", "--timeout=4s"]);
+    assert.equal(quick.livenessProbe.periodSeconds, 10);
+    assert.equal(quick.livenessProbe.failureThreshold, 3);
+    assert.ok(quick.livenessProbe.timeoutSeconds > 4);
+    const compiled = only(await render("examples/compiled"), "Deployment");
+    const container = workerOf(compiled);
+    assert.deepEqual(container.livenessProbe.exec.command, [
+      "/usr/local/bin/log-probe",
+      ...baseProbe.args,
+    ]);
+    assert.equal(compiled.spec.template.spec.initContainers, undefined);
+    const task: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.compile;
+    const baked = task.split(" ").filter((arg) => arg.startsWith("--allow-"));
+    assert.deepEqual(baked, baseProbe.flags.filter((flag) => flag.startsWith("--allow-")));
+  },
+});
+
+// ---------------------------------------------------------------------------
+// The rendered probe command, run as the kubelet runs it
+
+const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const API_HOST = "127.83.7.1"; // kubernetes.default.svc inside the sandbox
+
+/** One pod's files on the host, mounted into the sandbox for each probe run. */
+class SandboxPod {
+  readonly token = `tok-${crypto.randomUUID()}`;
+  readonly podName = "worker-5d8f7c9b6-x2x7q";
+  readonly outputs: string[] = [];
+  terminationLog = "";
+  #restarts = 0;
+
+  constructor(
+    readonly dir: string,
+    readonly deployment: Manifest,
+    readonly configMap: Manifest,
+    readonly server: FakeApiServer,
+  ) {}
+
+  get namespace(): string {
+    return this.deployment.metadata.namespace;
+  }
+
+  get container(): Manifest {
+    return workerOf(this.deployment);
+  }
+
+  static async create(
+    pki: Pki,
+    server: FakeApiServer,
+    overlay: string,
+  ): Promise<SandboxPod> {
+    const root = await render(".");
+    const deployment = only(await render(overlay), "Deployment");
+    const dir = await Deno.makeTempDir({ prefix: "log-probe-sandbox-" });
+    await Deno.chmod(dir, 0o755);
+    const pod = new SandboxPod(dir, deployment, only(root, "ConfigMap"), server);
+    // RBAC as rendered: the token may read logs only if the Role and binding say so.
+    const role = only(root, "Role");
+    const binding = only(root, "RoleBinding");
+    const allowed =
+      role.rules.some((r: Manifest) =>
+        r.resources.includes("pods/log") && r.verbs.includes("get")
+      ) && binding.subjects.some((s: Manifest) =>
+        s.name === deployment.spec.template.spec.serviceAccountName
+      );
+    server.addServiceAccount(
+      pod.token,
+      pod.namespace,
+      deployment.spec.template.spec.serviceAccountName,
+      allowed,
+    );
+    server.addPod(pod.namespace, pod.podName, [pod.container.name]);
+    // A projected service-account volume: files behind ..data, as the kubelet writes them.
+    const stamp = "..2026_11_25_12_00_00.000000000";
+    await Deno.mkdir(`${dir}/serviceaccount/${stamp}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/serviceaccount/${stamp}/token`, pod.token);
+    await Deno.writeTextFile(`${dir}/serviceaccount/${stamp}/ca.crt`, pki.caCert);
+    await Deno.writeTextFile(`${dir}/serviceaccount/${stamp}/namespace`, pod.namespace);
+    await symlink(stamp, `${dir}/serviceaccount/..data`);
+    for (const file of ["token", "ca.crt", "namespace"]) {
+      await symlink(`..data/${file}`, `${dir}/serviceaccount/${file}`);
+    }
+    await Deno.mkdir(`${dir}/configmap/${stamp}`, { recursive: true });
+    for (const [file, text] of Object.entries(pod.configMap.data)) {
+      await Deno.writeTextFile(`${dir}/configmap/${stamp}/${file}`, text as string);
+      await symlink(`..data/${file}`, `${dir}/configmap/${file}`);
+    }
+    await symlink(stamp, `${dir}/configmap/..data`);
+    await Deno.writeTextFile(
+      `${dir}/hosts`,
+      `127.0.0.1 localhost\n${API_HOST} kubernetes.default.svc kubernetes.default.svc.cluster.local\n`,
+    );
+    await pod.restart();
+    for (const volume of deployment.spec.template.spec.volumes) {
+      if (volume.emptyDir) await pod.#emptyDir(volume.name);
+    }
+    return pod;
+  }
+
+  async #emptyDir(name: string): Promise<string> {
+    const path = `${this.dir}/emptydir-${name}`;
+    await Deno.remove(path, { recursive: true }).catch(() => {});
+    await Deno.mkdir(path);
+    await Deno.chmod(path, 0o777);
+    return path;
+  }
+
+  /** A container (re)start: a new termination-message file, an empty log; emptyDirs stay. */
+  async restart(): Promise<void> {
+    this.terminationLog = `${this.dir}/termination-log-${this.#restarts++}`;
+    await Deno.writeTextFile(this.terminationLog, "");
+    await Deno.chmod(this.terminationLog, 0o666);
+    this.server.pods.get(`${this.namespace}/${this.podName}`)?.containers.set(
+      this.container.name,
+      [],
+    );
+  }
+
+  /** Empties every emptyDir, as for a new pod. */
+  async resetVolumes(): Promise<void> {
+    for (const volume of this.deployment.spec.template.spec.volumes) {
+      if (volume.emptyDir) await this.#emptyDir(volume.name);
+    }
+  }
+
+  log(text: string, at: number): void {
+    this.server.pods.get(`${this.namespace}/${this.podName}`)!.containers
+      .get(this.container.name)!.push({ at, text });
+  }
+
+  /** The container's environment as the kubelet sets it, downward API evaluated. */
+  env(): string[] {
+    const env: Record<string, string> = {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      HOSTNAME: this.podName,
+      HOME: "/",
+      KUBERNETES_SERVICE_HOST: API_HOST,
+      KUBERNETES_SERVICE_PORT: "443",
+    };
+    const fields: Record<string, string> = {
+      "metadata.name": this.podName,
+      "metadata.namespace": this.namespace,
+    };
+    for (const variable of this.container.env ?? []) {
+      const path = variable.valueFrom?.fieldRef?.fieldPath;
+      env[variable.name] = path ? fields[path] : variable.value;
+    }
+    return Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  }
+
+  /** The rendered probe command with only argv[0] replaced by the local Deno. */
+  get probeCommand(): string[] {
+    return [Deno.execPath(), ...this.container.livenessProbe.exec.command.slice(1)];
+  }
+
+  /** Runs `argv` in the sandbox, with the pod's volumes and any `extraMounts`. */
+  async exec(argv = this.probeCommand, extraMounts: string[] = []): Promise<{
+    code: number;
+    stdout: string;
+    stderr: string;
+  }> {
+    const spec = this.deployment.spec.template.spec;
+    const mounts = [
+      `${this.dir}/serviceaccount ${SA_DIR} ro`,
+      `${this.terminationLog} ${
+        this.container.terminationMessagePath ?? "/dev/termination-log"
+      } rw`,
+      `${this.dir}/hosts /etc/hosts ro`,
+      `${Deno.execPath()} ${Deno.execPath()} ro`,
+      ...extraMounts,
+    ];
+    for (const mount of this.container.volumeMounts) {
+      const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
+      const source = volume.configMap
+        ? `${this.dir}/configmap`
+        : `${this.dir}/emptydir-${volume.name}`;
+      mounts.push(`${source} ${mount.mountPath} ${mount.readOnly ? "ro" : "rw"}`);
+    }
+    await Deno.writeTextFile(`${this.dir}/mounts`, mounts.join("\n") + "\n");
+    const root = await Deno.makeTempDir({ dir: this.dir, prefix: "root-" });
+    const uid = String(spec.securityContext.runAsUser);
+    const output = await new Deno.Command("unshare", {
+      args: [
+        "--mount",
+        "--pid",
+        "--fork",
+        "--propagation",
+        "private",
+        "bash",
+        `${ROOT}testing/sandbox.sh`,
+        root,
+        uid,
+        `${this.dir}/mounts`,
+        "--",
+        "/usr/bin/env",
+        "-i",
+        ...this.env(),
+        ...argv,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    await Deno.remove(root);
+    const run = {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: new TextDecoder().decode(output.stderr),
+    };
+    this.outputs.push(run.stdout, run.stderr);
+    return run;
+  }
+}
+
+/** `ln -s`: Deno.symlink needs unscoped read and write permissions, which the tests do not get. */
+async function symlink(target: string, path: string): Promise<void> {
+  await commandOutput("ln", ["-s", target, path]);
+}
+
+async function commandOutput(command: string, args: string[]): Promise<string> {
+  const output = await new Deno.Command(command, { args, stdout: "piped" }).output();
+  assert.ok(output.success, `${command} failed`);
+  return new TextDecoder().decode(output.stdout);
+}
+
+async function withSandbox(
+  overlay: string,
+  test: (pod: SandboxPod) => Promise<void>,
+): Promise<void> {
+  const mountsBefore = await commandOutput("cat", ["/proc/self/mountinfo"]);
+  const hostDirs = ["/", "/run", "/var", "/var/lib", "/opt", "/etc", "/dev", "/usr/local/bin"];
+  const filesBefore = await commandOutput("ls", ["-a", ...hostDirs]);
+  const pki = await makePki();
+  const server = new FakeApiServer(pki, API_HOST, 443);
+  let pod: SandboxPod | undefined;
+  try {
+    pod = await SandboxPod.create(pki, server, overlay);
+    await test(pod);
+    for (const output of pod.outputs) assert.ok(!output.includes(pod.token), "token printed");
+  } finally {
+    await server.close();
+    if (pod) await Deno.remove(pod.dir, { recursive: true });
+    await Deno.remove(pki.dir, { recursive: true });
+  }
+  assert.equal(await commandOutput("cat", ["/proc/self/mountinfo"]), mountsBefore, "mounts left");
+  assert.equal(await commandOutput("ls", ["-a", ...hostDirs]), filesBefore, "host files changed");
+  const processes = await commandOutput("ps", ["-eo", "args"]);
+  assert.ok(!processes.includes("log-probe-sandbox-"), "processes left");
+}
+
+Deno.test({
+  name:
+    `the quick example's probe command, run as the kubelet would: alive, silent, restart${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    await withSandbox("examples/quick", async (pod) => {
+      const probe = pod.container.livenessProbe;
+      const start = pod.server.now;
+      // The worker prints ten jobs, three seconds apart, then hangs.
+      for (let i = 1; i <= 10; i++) pod.log(`processed job ${i}`, start + i * 3000);
+      const lastLine = 30;
+      const verdicts: string[] = [];
+      let failures = 0;
+      let restartAt = 0;
+      for (let t = probe.initialDelaySeconds; !restartAt; t += probe.periodSeconds) {
+        assert.ok(t < 600, "no restart within ten minutes");
+        pod.server.now = start + t * 1000;
+        const run = await pod.exec();
+        assert.equal(run.stderr, "", "no permission prompt, denial or warning");
+        verdicts.push(run.stdout.split(":")[0]);
+        failures = run.code === 0 ? 0 : failures + 1;
+        if (failures === probe.failureThreshold) restartAt = t;
+      }
+      assert.equal(verdicts[0], "alive");
+      assert.equal(verdicts.at(-1), "silent");
+      assert.ok(!verdicts.some((v) => v === "error" || v === "unknown"), verdicts.join(" "));
+      const plan: PlanOptions = {
+        window: 10,
+        growth: "triangular",
+        period: probe.periodSeconds,
+        failureThreshold: probe.failureThreshold,
+      };
+      const phase = Math.ceil(lastLine / probe.periodSeconds) * probe.periodSeconds - lastLine ||
+        probe.periodSeconds;
+      assert.equal(restartAt - lastLine, simulate(plan, phase).restartAfter);
+      // The restarted container starts with a fresh counter, though the emptyDir kept it.
+      const state = await Deno.readTextFile(`${pod.dir}/emptydir-log-probe-state/state`);
+      assert.match(state, /^3 \d+:\d+\n$/);
+      await pod.restart();
+      pod.log("processed job 1", pod.server.now);
+      const fresh = await pod.exec();
+      assert.equal(fresh.code, 0);
+      assert.equal(
+        fresh.stdout,
+        "alive: output in the last 10s; counter of a previous container instance discarded\n",
+      );
+      pod.server.now += 11_000;
+      const silent = await pod.exec();
+      assert.equal(
+        silent.stdout,
+        "silent: no output in the last 10s (1 silent check in a row; next window 30s)\n",
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: `the example's Deno permissions are enough, and each one is needed${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    await withSandbox("examples/deployment", async (pod) => {
+      const command = pod.probeCommand;
+      pod.log("processed job 1", pod.server.now - 61_000); // a silent check: reads and writes
+      const full = await pod.exec();
+      assert.equal(full.stderr, "");
+      assert.equal(
+        full.stdout,
+        "silent: no output in the last 60s (1 silent check in a row; next window 180s)\n",
+      );
+      assert.equal(full.code, 1);
+      const reduced: Array<[string, string[]]> = [];
+      for (const [i, flag] of command.entries()) {
+        if (!flag.startsWith("--allow-")) continue;
+        reduced.push([`without ${flag}`, command.filter((_, j) => j !== i)]);
+        const [name, list] = flag.split("=");
+        const entries = list.split(",");
+        if (entries.length < 2) continue;
+        for (const entry of entries) {
+          const fewer = `${name}=${entries.filter((e) => e !== entry).join(",")}`;
+          reduced.push([`without ${entry} in ${name}`, command.map((a, j) => j === i ? fewer : a)]);
+        }
+      }
+      assert.equal(reduced.length, 7);
+      for (const [what, fewer] of reduced) {
+        await pod.resetVolumes();
+        const run = await pod.exec(fewer);
+        assert.ok(
+          run.code !== full.code || /error|warning/.test(run.stdout),
+          `${what}: ${run.code} ${run.stdout}`,
+        );
+        assert.equal(run.stdout.split("\n").length, 2, `${what}: one line`);
+      }
+    });
+  },
+});
+
+/** Builds the binary with `deno task compile`'s own arguments; says why not where it cannot. */
+async function compileProbe(dir: string): Promise<string> {
+  const task: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.compile;
+  const args = task.split(" ").slice(1).map((arg) =>
+    arg === "log-probe" ? `${dir}/log-probe` : arg === "probe.ts" ? `${ROOT}probe.ts` : arg
+  );
+  const output = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .output();
+  if (output.success) return "";
+  const stderr = new TextDecoder().decode(output.stderr);
+  const download = stderr.match(
+    /error sending request for url \((https:\/\/dl\.deno\.land[^)]*)\)/,
+  );
+  if (download) return ` (skipped: deno compile must download ${download[1]}, unreachable here)`;
+  throw new Error(`deno task compile failed: ${stderr}`);
+}
+const COMPILED_DIR = await Deno.makeTempDir({ prefix: "log-probe-compiled-" });
+const NO_COMPILE = await compileProbe(COMPILED_DIR);
+
+Deno.test({
+  name: `the binary from deno task compile runs as the compiled example's probe${
+    NO_COMPILE || NO_SANDBOX
+  }`,
+  ignore: NO_COMPILE !== "" || !canSandbox || !hasKubectl,
+  async fn() {
+    await withSandbox("examples/compiled", async (pod) => {
+      const command: string[] = pod.container.livenessProbe.exec.command;
+      assert.equal(command[0], "/usr/local/bin/log-probe");
+      const bin = [`${COMPILED_DIR} /usr/local/bin ro`];
+      pod.log("processed job 1", pod.server.now);
+      const alive = await pod.exec(command, bin);
+      assert.equal(alive.stderr, "");
+      assert.equal(alive.stdout, "alive: output in the last 60s\n");
+      pod.server.now += 61_000;
+      const silent = await pod.exec(command, bin);
+      assert.equal(silent.code, 1);
+      assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check/);
+    });
+  },
+});
+
+Deno.test("remove the compiled binary's folder", async () => {
+  await Deno.remove(COMPILED_DIR, { recursive: true });
+});

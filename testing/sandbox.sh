@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs one command the way the kubelet runs an exec probe inside a container:
+# a read-only root with only the host's /usr and /etc, a fresh /dev and /proc,
+# the pod's volumes mounted at their mountPaths, a non-root user, no new
+# privileges. Run it as root inside new mount and PID namespaces, so every
+# mount and process is gone when the command ends:
+#
+#   unshare --mount --pid --fork --propagation private \
+#     bash sandbox.sh ROOT UID MOUNTS -- COMMAND...
+#
+# ROOT is an empty temporary folder; MOUNTS is a file of lines
+# "SOURCE TARGET ro|rw" (SOURCE a host file or folder, TARGET its path inside).
+set -euo pipefail
+root=$1 uid=$2 mounts=$3
+shift 4
+
+mount -t tmpfs -o mode=0755 sandbox-root "$root"
+for dir in usr etc; do
+  mkdir "$root/$dir"
+  mount --rbind "/$dir" "$root/$dir"
+  mount -o remount,bind,ro "$root/$dir"
+done
+for dir in bin sbin lib lib32 lib64; do
+  if [ -L "/$dir" ]; then
+    ln -s "$(readlink "/$dir")" "$root/$dir"
+  elif [ -d "/$dir" ]; then
+    mkdir "$root/$dir"
+    mount --rbind "/$dir" "$root/$dir"
+  fi
+done
+mkdir -p "$root/dev" "$root/proc" "$root/tmp" "$root/run" "$root/var"
+ln -s ../run "$root/var/run" # as in Debian-based images (relative: never the host's /run)
+mount -t tmpfs -o mode=0755,nosuid,noexec sandbox-dev "$root/dev"
+for node in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9; do
+  IFS=: read -r name major minor <<<"$node"
+  mknod -m 666 "$root/dev/$name" c "$major" "$minor"
+done
+mount -t proc proc "$root/proc"
+
+while read -r source target mode; do
+  [ -n "$source" ] || continue
+  if [ -d "$source" ]; then
+    mkdir -p "$root$target"
+  else
+    mkdir -p "$(dirname "$root$target")"
+    [ -e "$root$target" ] || touch "$root$target"
+  fi
+  mount --bind "$source" "$root$target"
+  if [ "$mode" = ro ]; then mount -o remount,bind,ro "$root$target"; fi
+done <"$mounts"
+
+mount -o remount,ro "$root" # readOnlyRootFilesystem
+exec chroot "$root" setpriv --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs -- "$@"
