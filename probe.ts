@@ -801,6 +801,10 @@ async function ask(url: string, options: CheckOptions): Promise<Answer> {
 
 /** Reads at most `limit` bytes of a body, so a misbehaving proxy cannot flood the probe. */
 async function readAtMost(response: Response, limit: number): Promise<string> {
+  const length = Number(response.headers.get("content-length") ?? NaN);
+  // The usual answer: short, with its length declared. text() is the cheaper path (a stream
+  // reader costs about 0.8 MiB more at peak, measured in bench/).
+  if (length <= limit) return await response.text();
   if (!response.body) return "";
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { type PlanOptions, simulate } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki } from "../testing/apiserver.ts";
+import { compileArgs, compileProbe } from "../testing/compile.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 // deno-lint-ignore no-explicit-any
@@ -241,8 +242,7 @@ Deno.test({
       ...baseProbe.args,
     ]);
     assert.equal(compiled.spec.template.spec.initContainers, undefined);
-    const task: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.compile;
-    const baked = task.split(" ").filter((arg) => arg.startsWith("--allow-"));
+    const baked = (await compileArgs("")).filter((arg) => arg.startsWith("--allow-"));
     assert.deepEqual(baked, baseProbe.flags.filter((flag) => flag.startsWith("--allow-")));
   },
 });
@@ -576,24 +576,8 @@ Deno.test({
   },
 });
 
-/** Builds the binary with `deno task compile`'s own arguments; says why not where it cannot. */
-async function compileProbe(dir: string): Promise<string> {
-  const task: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.compile;
-  const args = task.split(" ").slice(1).map((arg) =>
-    arg === "log-probe" ? `${dir}/log-probe` : arg === "probe.ts" ? `${ROOT}probe.ts` : arg
-  );
-  const output = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
-    .output();
-  if (output.success) return "";
-  const stderr = new TextDecoder().decode(output.stderr);
-  const download = stderr.match(
-    /error sending request for url \((https:\/\/dl\.deno\.land[^)]*)\)/,
-  );
-  if (download) return ` (skipped: deno compile must download ${download[1]}, unreachable here)`;
-  throw new Error(`deno task compile failed: ${stderr}`);
-}
 const COMPILED_DIR = await Deno.makeTempDir({ prefix: "log-probe-compiled-" });
-const NO_COMPILE = await compileProbe(COMPILED_DIR);
+const NO_COMPILE = await compileProbe(COMPILED_DIR).then((why) => why && ` (skipped: ${why})`);
 
 Deno.test({
   name: `the binary from deno task compile runs as the compiled example's probe${
