@@ -304,7 +304,11 @@ Deno.test("oneLine escapes control characters and cuts to the limit", () => {
 });
 
 Deno.test("parseCounter: garbage and another instance's count become 0 with a note", () => {
-  assert.deepEqual(parseCounter(undefined, "1:2"), { silentChecks: 0, instance: "1:2" });
+  assert.deepEqual(parseCounter(undefined, "1:2"), {
+    silentChecks: 0,
+    instance: "1:2",
+    missing: true,
+  });
   assert.deepEqual(parseCounter("7 1:2\n", "1:2"), { silentChecks: 7, instance: "1:2" });
   assert.match(parseCounter("7 1:1\n", "1:2").note!, /previous container instance/);
   assert.equal(parseCounter("7 1:1\n", "1:2").silentChecks, 0);

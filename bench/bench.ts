@@ -118,7 +118,7 @@ if (compileWhy) {
 }
 
 async function runOnce(tool: Tool): Promise<Sample> {
-  await Deno.remove(cluster.stateFile).catch(() => {});
+  await cluster.setCounter(0); // the steady state of a healthy container
   await Deno.remove(`${work}/ProbeFailedTimes`).catch(() => {});
   const seen = server.seen.length;
   const cpu = process.cpuUsage();

@@ -59,11 +59,12 @@ function scale(low: number, high: number, from: number, to: number) {
   return (value: number) => from + (Math.log10(value) - a) / (b - a) * (to - from);
 }
 
-/** Ticks at 1, 2, 5 × 10ⁿ between low and high. */
+/** Ticks at 1, 2, 5 × 10ⁿ between low and high; only 10ⁿ over a wide range. */
 function ticks(low: number, high: number): number[] {
   const out: number[] = [];
+  const steps = Math.log10(high / low) > 4 ? [1] : [1, 2, 5];
   for (let e = Math.floor(Math.log10(low)); e <= Math.ceil(Math.log10(high)); e++) {
-    for (const m of [1, 2, 5]) {
+    for (const m of steps) {
       const v = m * 10 ** e;
       if (v >= low && v <= high) out.push(v);
     }
@@ -85,7 +86,7 @@ function panel(
   const x = scale(100, Math.max(...sizes.map(xOf)), x0 + PANEL.left, x0 + PANEL.left + PANEL.width);
   const values = results.results.flatMap((r) => spread ? [...spread(r), value(r)] : [value(r)])
     .map((v) => Math.max(v, 1));
-  const [low, high] = [Math.min(...values) / 1.5, Math.max(...values) * 1.5];
+  const [low, high] = [Math.max(Math.min(...values) / 1.5, 1), Math.max(...values) * 1.5];
   const y = scale(low, high, PANEL.top + PANEL.height, PANEL.top);
   const parts = [
     `<text x="${x0 + PANEL.left + PANEL.width / 2}" y="${
@@ -146,7 +147,7 @@ function panel(
 
 /** The whole figure as an SVG document. */
 export function plot(results: Results): string {
-  const width = 2 * (PANEL.left + PANEL.width) + 40;
+  const width = 2 * (PANEL.left + PANEL.width) + 80;
   const height = PANEL.top + PANEL.height + 110;
   const legend = Object.entries(results.tools).map(([tool, label], i) => {
     const lx = PANEL.left + (i % 3) * 300;
@@ -180,7 +181,8 @@ export function plot(results: Results): string {
       "Bytes the API server sends per check",
       (r) => r.serverBytes,
       undefined,
-      (v) => v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}K` : String(v),
+      // 0 bytes is drawn at 1 on the log scale
+      (v) => v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}K` : v === 1 ? "0" : String(v),
     ),
     ...legend,
     `<text x="${width / 2}" y="${height - 8}" text-anchor="middle" font-size="11" fill="#555">${
