@@ -750,7 +750,9 @@ function reason(error: unknown): string {
     return error.message.replace(/, run again with.*$/, "");
   }
   const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/^.*client error \([^)]*\): /s, "").replace(/ \(os error \d+\)/, "");
+  return message.replace(/^.*client error \([^)]*\): /s, "")
+    .replace(/ \(os error \d+\)/, "")
+    .replace(/: [a-z]+ '[^']*'( -> '[^']*')?$/, ""); // the paths, which the line already names
 }
 
 /** Reads the token and CA afresh (projected tokens rotate) and asks once, within the deadline. */

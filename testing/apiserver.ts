@@ -12,7 +12,8 @@
 export interface LogRecord {
   /** Virtual time in milliseconds since the epoch. */
   at: number;
-  text: string;
+  /** The line without its newline; bytes for output that is not valid UTF-8. */
+  text: string | Uint8Array;
   partial?: boolean;
 }
 
@@ -50,15 +51,16 @@ export interface Pki {
 /**
  * Makes a CA and a server certificate for `hosts` with the `openssl` command.
  * The server certificate names `localhost`, `127.0.0.1` and
- * `kubernetes.default.svc` unless `hosts` says otherwise.
+ * `kubernetes.default.svc` unless `hosts` says otherwise; `serverDays: -1`
+ * makes it expired.
  */
 export async function makePki(
-  options: { hosts?: string[]; days?: number } = {},
+  options: { hosts?: string[]; serverDays?: number } = {},
 ): Promise<Pki> {
   const dir = await Deno.makeTempDir({ prefix: "log-probe-pki-" });
   const hosts = options.hosts ??
     ["DNS:localhost", "IP:127.0.0.1", "DNS:kubernetes.default.svc"];
-  const days = String(options.days ?? 2);
+  const days = "2";
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
   await openssl(dir, [
     "req",
@@ -102,7 +104,7 @@ export async function makePki(
     "-out",
     "server.crt",
     "-days",
-    days,
+    String(options.serverDays ?? 2), // -1: expired yesterday
     "-extfile",
     "ext.cnf",
   ]);
@@ -174,9 +176,14 @@ export function readLogs(
     const record = records[i];
     if (record.at < since) continue;
     const prefix = timestamps && startOfLine ? `${rfc3339Nano(record.at)} ` : "";
-    const piece = encoder.encode(
-      prefix + record.text + (record.partial ? "" : "\n"),
-    );
+    const newline = record.partial ? "" : "\n";
+    const piece = typeof record.text === "string"
+      ? encoder.encode(prefix + record.text + newline)
+      : new Uint8Array([
+        ...encoder.encode(prefix),
+        ...record.text,
+        ...encoder.encode(newline),
+      ]);
     pieces.push(piece.subarray(0, limit - size));
     size += Math.min(piece.length, limit - size);
     startOfLine = !record.partial;
@@ -239,7 +246,7 @@ export class FakeApiServer {
   }
 
   /** Appends a line to a container's log at the virtual clock's time. */
-  log(pod: Pod, text: string, container = "app", at = this.now): void {
+  log(pod: Pod, text: string | Uint8Array, container = "app", at = this.now): void {
     pod.containers.get(container)!.push({ at, text });
   }
 

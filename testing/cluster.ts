@@ -60,6 +60,10 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Replaces the Deno flags. */
   flags?: string[];
+  /** Another counter file than the cluster's. */
+  stateFile?: string;
+  /** Pass `args` alone, without the pod's path flags. */
+  bare?: boolean;
 }
 
 /** A simulated cluster with one pod, `shop/worker-7d9f`, and its probe's files. */
@@ -132,8 +136,8 @@ export class Cluster {
     }
   }
 
-  /** Runs the real probe once, as the kubelet would, with the pod's flags and environment. */
-  async run(args: string[] = [], options: RunOptions = {}): Promise<Run> {
+  /** Starts the real probe, as the kubelet would, with the pod's flags and environment. */
+  spawn(args: string[] = [], options: RunOptions = {}): Deno.ChildProcess {
     const env: Record<string, string> = {
       KUBERNETES_SERVICE_HOST: "127.0.0.1",
       KUBERNETES_SERVICE_PORT: String(this.server.port),
@@ -148,20 +152,27 @@ export class Cluster {
       else env[name] = value;
     }
     const flags = options.flags ?? denoFlags(this.paths, `127.0.0.1:${this.server.port}`);
-    const started = performance.now();
-    const output = await new Deno.Command(Deno.execPath(), {
+    return new Deno.Command(Deno.execPath(), {
       args: [
         ...flags,
         PROBE,
         // `plan` must come first and takes no check flags
-        ...(args[0] === "plan" ? args : [...this.#pathArgs(), ...args]),
+        ...(args[0] === "plan" || options.bare
+          ? args
+          : [...this.#pathArgs(options.stateFile ?? this.stateFile), ...args]),
       ],
       env,
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).spawn();
+  }
+
+  /** Runs the real probe once and collects what it printed. */
+  async run(args: string[] = [], options: RunOptions = {}): Promise<Run> {
+    const started = performance.now();
+    const output = await this.spawn(args, options).output();
     const run = {
       code: output.code,
       stdout: new TextDecoder().decode(output.stdout),
@@ -172,14 +183,14 @@ export class Cluster {
     return run;
   }
 
-  #pathArgs(): string[] {
+  #pathArgs(stateFile: string): string[] {
     return [
       "--service-account-dir",
       this.paths.serviceAccountDir,
       "--termination-message-path",
       this.paths.terminationMessagePath,
       "--state-file",
-      this.stateFile,
+      stateFile,
     ];
   }
 

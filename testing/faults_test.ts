@@ -1,0 +1,515 @@
+/**
+ * The fault suite: API server faults, TLS and identity, hostile log content,
+ * the counter under kills and races, load, hostile arguments and secrets. Each
+ * case runs the real probe and checks the exit code, the line and the counter.
+ * (The decision-table rows already in probe_test.ts are not repeated here.)
+ */
+import assert from "node:assert/strict";
+import { main } from "../probe.ts";
+import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
+import { Cluster, denoFlags } from "./cluster.ts";
+
+const clusters: Cluster[] = [];
+async function cluster(): Promise<Cluster> {
+  const started = await Cluster.start();
+  clusters.push(started);
+  return started;
+}
+
+/** The flags of a probe run pointed at another server than the cluster's. */
+function flagsFor(c: Cluster, host: string): string[] {
+  return denoFlags(c.paths, host);
+}
+
+/** A TLS server signed by the cluster's CA that does whatever `serve` does with each connection. */
+function rawTlsServer(pki: Pki, serve: (conn: Deno.TlsConn) => Promise<void>) {
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: pki.serverCert,
+    key: pki.serverKey,
+  });
+  const conns: Deno.Conn[] = [];
+  const loop = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      serve(conn).catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    host: `127.0.0.1:${listener.addr.port}`,
+    async close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // already closed
+        }
+      }
+      await loop;
+    },
+  };
+}
+
+async function readRequest(conn: Deno.Conn): Promise<void> {
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  while (!text.includes("\r\n\r\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) return;
+    text += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// API server faults
+
+Deno.test("an answer reset mid-body is unknown, counter kept", async () => {
+  const c = await cluster();
+  await c.setCounter(3);
+  const server = rawTlsServer(c.pki, async (conn) => {
+    await readRequest(conn);
+    await conn.write(
+      new TextEncoder().encode("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n2026-11-25T1"),
+    );
+    conn.close();
+  });
+  const run = await c.run(["--server", `https://${server.host}`], {
+    flags: flagsFor(c, server.host),
+  });
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^unknown: API server unreachable: .*; not counted \(3 silent checks/);
+  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  await server.close();
+  await c.stop();
+});
+
+Deno.test("an answer at one byte per second hits the probe's own deadline: unknown", async () => {
+  const c = await cluster();
+  await c.setCounter(1);
+  const answer = new TextEncoder().encode(
+    "HTTP/1.1 200 OK\r\ncontent-length: 30\r\n\r\n2026-11-25T12:00:00Z trickle\n",
+  );
+  const server = rawTlsServer(c.pki, async (conn) => {
+    await readRequest(conn);
+    for (const byte of answer) {
+      await conn.write(new Uint8Array([byte]));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  });
+  const run = await c.run(["--server", `https://${server.host}`, "--timeout", "2s"], {
+    flags: flagsFor(c, server.host),
+  });
+  assert.equal(run.code, 0);
+  assert.equal(
+    run.stdout,
+    "unknown: no answer from the API server within 2s; not counted (1 silent check in a row kept)\n",
+  );
+  assert.ok(run.ms < 4000, `${run.ms} ms: well before a 10 s timeoutSeconds`);
+  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  await server.close();
+  await c.stop();
+});
+
+Deno.test("a 200 that is not a log (a proxy's page) is unknown, and only 4 KiB of it is read", async () => {
+  const c = await cluster();
+  await c.setCounter(2);
+  const page = `<html><body>${"Please log in. ".repeat(700_000)}</body></html>`; // 10 MB
+  c.server.override = { status: 200, headers: { "content-type": "text/html" }, body: page };
+  const declared = await c.run();
+  assert.equal(declared.code, 0);
+  assert.match(declared.stdout, /^unknown: answer is not a container log \(a proxy in the way\?\)/);
+  // The same page streamed, with no declared length.
+  const stream = () =>
+    new ReadableStream({
+      pull(controller) {
+        controller.enqueue(new TextEncoder().encode(page.slice(0, 65536)));
+      },
+    });
+  const plain = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: c.pki.serverCert,
+    key: c.pki.serverKey,
+    onListen() {},
+  }, () => new Response(stream(), { headers: { "content-type": "text/html" } }));
+  const host = `127.0.0.1:${plain.addr.port}`;
+  const streamed = await c.run(["--server", `https://${host}`], { flags: flagsFor(c, host) });
+  assert.equal(streamed.code, 0);
+  assert.match(streamed.stdout, /^unknown: answer is not a container log/);
+  assert.ok(streamed.ms < 3000, "an endless page does not hold the probe");
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  await plain.shutdown();
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// TLS and identity
+
+Deno.test("an expired server certificate is an error, never retried without verification", async () => {
+  const c = await cluster();
+  await c.setCounter(2);
+  const expired = await makePki({ serverDays: -1 });
+  const server = new FakeApiServer(expired);
+  server.addServiceAccount(c.token, "shop", "log-probe");
+  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, expired.caCert);
+  const host = `127.0.0.1:${server.port}`;
+  const run = await c.run(["--server", `https://${host}`], { flags: flagsFor(c, host) });
+  assert.equal(run.code, 2);
+  assert.match(
+    run.stdout,
+    /^error: API server certificate rejected: invalid peer certificate: .*expired/i,
+  );
+  assert.equal(server.seen.length, 0);
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  await server.close();
+  await Deno.remove(expired.dir, { recursive: true });
+  await c.stop();
+});
+
+Deno.test("a token rotated between two runs: the second run sends the new one", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  assert.equal((await c.run()).code, 0);
+  const rotated = `tok-${crypto.randomUUID()}`;
+  c.server.tokens.clear(); // the old token expires with the rotation
+  c.server.addServiceAccount(rotated, "shop", "log-probe");
+  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/token`, `${rotated}\n`);
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.equal(run.stdout, "alive: output in the last 60s\n");
+  assert.ok(!c.outputs.some((o) => o.includes(rotated)));
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// Log content
+
+Deno.test("hostile log content: a 100 MB line, invalid UTF-8, NUL bytes, CRI partial lines", async () => {
+  const c = await cluster();
+  const records = c.pod.containers.get("app")!;
+  const cases: Array<[string, () => void]> = [
+    ["one 100 MB line", () => records.push({ at: c.server.now, text: "x".repeat(100_000_000) })],
+    [
+      "invalid UTF-8",
+      () =>
+        records.push({ at: c.server.now, text: new Uint8Array([0xff, 0xfe, 0xc3, 0x28, 0x80]) }),
+    ],
+    ["NUL bytes", () => records.push({ at: c.server.now, text: "\0\0\0job\0" })],
+    [
+      "a partial line still being written",
+      () => records.push({ at: c.server.now, text: "processing job 7 ... ", partial: true }),
+    ],
+    ["only blank lines", () => {
+      for (let i = 0; i < 5; i++) records.push({ at: c.server.now - i, text: "" });
+    }],
+  ];
+  for (const [what, log] of cases) {
+    records.length = 0;
+    await c.setCounter(4);
+    log();
+    const run = await c.run();
+    assert.equal(run.code, 0, what);
+    assert.equal(
+      run.stdout,
+      "alive: output in the last 900s (after 4 silent checks in a row)\n",
+      what,
+    );
+    assert.ok(c.server.seen.at(-1)!.bytes <= 64, `${what}: ${c.server.seen.at(-1)!.bytes} bytes`);
+    assert.equal(await c.counter(), `0 ${c.instance()}\n`, what);
+  }
+  // A partial line older than the window is silence, like any other line.
+  records.length = 0;
+  records.push({ at: c.server.now - 120_000, text: "half a line", partial: true });
+  await c.setCounter(0);
+  const silent = await c.run();
+  assert.equal(silent.code, 1);
+  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// The counter
+
+Deno.test("a counter path that is a directory: counted as 0, said so, output still alive", async () => {
+  const c = await cluster();
+  await Deno.mkdir(c.stateFile);
+  c.server.log(c.pod, "working");
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stdout,
+    /^alive: output in the last 60s; counter unreadable \(Is a directory\), counted as 0; warning: counter not saved to \/.*\/counter \(Is a directory\)$/m,
+  );
+  assert.ok((await Deno.stat(c.stateFile)).isDirectory, "the directory is left alone");
+  assert.deepEqual([...Deno.readDirSync(c.paths.stateDir)].map((e) => e.name), ["counter"]);
+  await c.stop();
+});
+
+Deno.test("SIGKILL at random moments: the counter is always the old or the new value", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "last words", "app", c.server.now - 3600_000);
+  let seed = 7;
+  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const runs = 150;
+  let killedAfterRequest = 0;
+  let newValue = 0;
+  for (let i = 0; i < runs; i++) {
+    const before = Math.floor(random() * 10);
+    await c.setCounter(before);
+    const requests = c.server.seen.length;
+    const child = c.spawn();
+    await new Promise((resolve) => setTimeout(resolve, 25 + random() * 50));
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // it had already finished
+    }
+    await child.output();
+    if (c.server.seen.length > requests) killedAfterRequest++;
+    const text = await c.counter();
+    assert.ok(
+      text === `${before} ${c.instance()}\n` || text === `${before + 1} ${c.instance()}\n`,
+      `run ${i}: ${JSON.stringify(text)}`,
+    );
+    if (text !== `${before} ${c.instance()}\n`) newValue++;
+  }
+  // Left-over temporary files of killed writes are harmless; clear them for the next run.
+  const leftovers = [...Deno.readDirSync(c.paths.stateDir)].filter((e) => e.name !== "counter");
+  assert.ok(leftovers.every((e) => /^counter\.\d+\.tmp$/.test(e.name)));
+  console.log(
+    `SIGKILL: ${runs} runs, ${killedAfterRequest} killed after the request reached the server, ` +
+      `${newValue} had saved the new value, ${leftovers.length} temporary files left; counter always valid`,
+  );
+  assert.ok(killedAfterRequest > 10, "kills land around the write");
+  assert.ok(newValue > 0 && newValue < runs, "both outcomes happen");
+  await c.stop();
+});
+
+Deno.test("two probes at once on one counter file: the result is a valid count", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "last words", "app", c.server.now - 3600_000);
+  for (let round = 0; round < 10; round++) {
+    await c.setCounter(round);
+    const [a, b] = await Promise.all([c.run(), c.run()]);
+    assert.deepEqual([a.code, b.code], [1, 1]);
+    // Both saw `round` silent checks and both write round+1: no torn or lost file.
+    assert.equal(await c.counter(), `${round + 1} ${c.instance()}\n`);
+  }
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// Load
+
+async function commandOutput(command: string, args: string[]): Promise<string> {
+  const output = await new Deno.Command(command, { args, stdout: "piped" }).output();
+  return new TextDecoder().decode(output.stdout);
+}
+
+Deno.test("200 probes of 200 pods at once: each verdict right, nothing left behind", async () => {
+  const fdsBefore = (await commandOutput("ls", [`/proc/${Deno.pid}/fd`])).split("\n").length;
+  const c = await cluster();
+  const pods = Array.from({ length: 200 }, (_, i) => {
+    const pod = c.server.addPod("shop", `worker-${i}`);
+    if (i % 2 === 0) c.server.log(pod, `job ${i}`);
+    return pod.name;
+  });
+  const runs = await Promise.all(pods.map((pod, i) =>
+    c.run(["--pod", pod, "--timeout", "60s"], {
+      stateFile: `${c.paths.stateDir}/${pod}`,
+    }).then((run) => ({ run, alive: i % 2 === 0 }))
+  ));
+  for (const [i, { run, alive }] of runs.entries()) {
+    assert.equal(run.code, alive ? 0 : 1, `${pods[i]}: ${run.stdout}`);
+    assert.match(run.stdout, alive ? /^alive: / : /^silent: /);
+  }
+  const asked = new Set(c.server.seen.map((s) => s.path.split("/")[6]));
+  assert.equal(asked.size, 200);
+  assert.ok(!(await commandOutput("ps", ["-eo", "args"])).includes(c.paths.stateDir));
+  await c.stop();
+  const fdsAfter = (await commandOutput("ls", [`/proc/${Deno.pid}/fd`])).split("\n").length;
+  // A leak would be one or more per probe; the runtime's own thread pools may add a couple.
+  assert.ok(fdsAfter <= fdsBefore + 4, `file descriptors: ${fdsBefore} before, ${fdsAfter} after`);
+  console.log(
+    `load: 200 concurrent probes, max ${Math.round(Math.max(...runs.map((r) => r.run.ms)))} ms`,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Hostile arguments
+
+const FLAG_NAMES = [
+  "--server",
+  "--namespace",
+  "-n",
+  "--pod",
+  "--container",
+  "-c",
+  "--state-file",
+  "--timeout",
+  "--on-api-error",
+  "--service-account-dir",
+  "--termination-message-path",
+  "--window",
+  "--growth",
+  "--max-window",
+  "--period",
+  "--failure-threshold",
+  "--bogus",
+  "-x",
+  "--",
+  "-",
+  "--help",
+  "--version",
+];
+const VALUES = [
+  "",
+  "0",
+  "-1",
+  "1s",
+  "60s",
+  "5m",
+  "1h30m",
+  "99999999h",
+  "1.5s",
+  "abc",
+  "fixed",
+  "triangular",
+  "fail",
+  "ignore",
+  "worker-7d9f",
+  "shop",
+  "a/b",
+  "../../etc/passwd",
+  "https://127.0.0.1:1",
+  "http://example.com",
+  "https://[::1",
+  "%2e%2e",
+  "\u0000",
+  "\n",
+  "\u001b[31mred",
+  "é".repeat(300),
+  "x".repeat(5000),
+  "plan",
+  "check",
+  "true",
+];
+
+function randomVector(random: () => number): { args: string[]; env: Record<string, string> } {
+  const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)];
+  const args: string[] = [];
+  if (random() < 0.2) args.push(pick(["plan", "check", "doctor", ""]));
+  const count = Math.floor(random() * 6);
+  for (let i = 0; i < count; i++) {
+    const r = random();
+    if (r < 0.45) args.push(pick(FLAG_NAMES), pick(VALUES));
+    else if (r < 0.7) args.push(`${pick(FLAG_NAMES)}=${pick(VALUES)}`);
+    else if (r < 0.85) args.push(pick(FLAG_NAMES));
+    else args.push(String.fromCharCode(...Array.from({ length: 8 }, () => 1 + random() * 0xd7ff)));
+  }
+  const env: Record<string, string> = {};
+  for (const name of ["POD_NAME", "NAMESPACE", "POD_NAMESPACE", "CONTAINER_NAME", "HOSTNAME"]) {
+    if (random() < 0.3) env[name] = pick(VALUES).replace(/\0/g, "");
+  }
+  return { args, env };
+}
+
+Deno.test("10 000 random argument vectors and environments: exit 0, 1 or 2, one line, no stack trace, no stray writes", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  let seed = 20261125;
+  const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const sandbox = await Deno.makeTempDir({ prefix: "log-probe-fuzz-" });
+  const fixed = [
+    `--service-account-dir=${c.paths.serviceAccountDir}`,
+    `--state-file=${sandbox}/state`,
+    `--termination-message-path=${c.paths.terminationMessagePath}`,
+    `--server=${c.server.url}`,
+    "--timeout=5s",
+  ];
+  const original = console.log;
+  const names = ["POD_NAME", "NAMESPACE", "POD_NAMESPACE", "CONTAINER_NAME", "HOSTNAME"];
+  const saved = Object.fromEntries(names.map((n) => [n, Deno.env.get(n)]));
+  const codes = new Map<number, number>();
+  const samples: Array<{ args: string[]; env: Record<string, string>; code: number }> = [];
+  try {
+    for (let i = 0; i < 10_000; i++) {
+      const { args, env } = randomVector(random);
+      // Check flags go after a subcommand, which must come first.
+      const withFixed = ["plan", "check", "doctor", ""].includes(args[0])
+        ? [args[0], ...(args[0] === "plan" ? [] : fixed), ...args.slice(1)]
+        : [...fixed, ...args];
+      for (const name of names) {
+        if (env[name] === undefined) Deno.env.delete(name);
+        else Deno.env.set(name, env[name]);
+      }
+      const lines: string[] = [];
+      console.log = (...data: unknown[]) => lines.push(data.join(" "));
+      let code: number;
+      try {
+        code = await main(withFixed);
+      } finally {
+        console.log = original;
+      }
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+      const text = lines.join("\n");
+      assert.ok([0, 1, 2].includes(code), `${JSON.stringify(withFixed)} → ${code}`);
+      assert.ok(!/^\s+at /m.test(text), `stack trace for ${JSON.stringify(withFixed)}`);
+      const multiLine = withFixed.includes("--help") || withFixed[0] === "plan";
+      if (!multiLine || code === 2) {
+        assert.equal(lines.length, 1, `${JSON.stringify(withFixed)} printed ${text}`);
+        assert.ok(!lines[0].includes("\n") && lines[0].length < 200, text);
+      }
+      assert.ok(!text.includes(c.token));
+      const stray = [...Deno.readDirSync(sandbox)].map((e) => e.name).filter((n) => n !== "state");
+      assert.deepEqual(stray, [], `${JSON.stringify(withFixed)} wrote ${stray}`);
+      // (argv and environment cannot carry NUL bytes to a real process)
+      const nul = [...withFixed, ...Object.values(env)].some((a) => a.includes("\0"));
+      if (i % 40 === 0 && !nul) samples.push({ args: withFixed, env, code });
+    }
+  } finally {
+    for (const name of names) {
+      if (saved[name] === undefined) Deno.env.delete(name);
+      else Deno.env.set(name, saved[name]!);
+    }
+  }
+  // A sample of them again as real subprocesses with the pod's Deno flags: same exit codes.
+  for (const { args, env, code } of samples) {
+    const run = await c.run(args, {
+      bare: true,
+      env: { ...env, HOSTNAME: env.HOSTNAME },
+      flags: [...denoFlags(c.paths, `127.0.0.1:${c.server.port}`)].map((flag) =>
+        flag.startsWith("--allow-write=") ? `--allow-write=${c.paths.stateDir},${sandbox}` : flag
+      ).map((flag) => flag.startsWith("--allow-read=") ? `${flag},${sandbox}` : flag),
+    });
+    assert.equal(run.code, code, `${JSON.stringify(args)}: ${run.stdout}`);
+    assert.equal(run.stderr, "");
+  }
+  const state = await Deno.readTextFile(`${sandbox}/state`).catch(() => "0 -\n");
+  assert.match(
+    state,
+    /^\d+ \S+\n$/,
+    "the counter file holds a count and an instance, nothing else",
+  );
+  console.log(
+    `fuzz: 10000 vectors in-process (exit codes ${
+      JSON.stringify([...codes])
+    }), ${samples.length} again as subprocesses`,
+  );
+  await Deno.remove(sandbox, { recursive: true });
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// Secrets
+
+Deno.test("the token is in no output of any probe in this suite", async () => {
+  for (const c of clusters) {
+    for (const output of c.outputs) assert.ok(!output.includes(c.token));
+  }
+  assert.ok(clusters.length >= 10);
+  assert.ok(clusters.reduce((sum, c) => sum + c.outputs.length, 0) > 400);
+  await Promise.resolve();
+});
