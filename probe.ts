@@ -36,15 +36,35 @@ export type Growth = "triangular" | "linear" | "exponential" | "fixed";
 /** What one check concluded. */
 export type Verdict = "alive" | "silent" | "unknown" | "error";
 
-/** The window flags, shared by `check` and `plan`. Durations in seconds. */
+/** The window flags, shared by every command. Durations in seconds. */
 export interface WindowOptions {
   window: number;
   growth: Growth;
   maxWindow?: number;
 }
 
-/** Options of one check, as given on the command line. */
-export interface CheckOptions extends WindowOptions {
+/** Which lines are signs of life. With no patterns, any output is. */
+export interface LineOptions {
+  /** Only lines matching one of these count (when any are given). */
+  match: RegExp[];
+  /** Lines matching one of these never count. */
+  ignore: RegExp[];
+  /** Lines asked for when there are patterns (`tailLines`). */
+  tail: number;
+  /** Bytes asked for when there are patterns (`limitBytes`). */
+  limitBytes: number;
+}
+
+/** The kubelet's probe settings, for `plan` and `backtest`. */
+export interface PlanOptions extends WindowOptions {
+  /** The probe's `periodSeconds`. */
+  period: number;
+  /** The probe's `failureThreshold`. */
+  failureThreshold: number;
+}
+
+/** Options of one check (and of `doctor`), as given on the command line. */
+export interface CheckOptions extends WindowOptions, LineOptions {
   server?: string;
   namespace?: string;
   pod?: string;
@@ -56,20 +76,21 @@ export interface CheckOptions extends WindowOptions {
   onApiError: "ignore" | "fail";
   serviceAccountDir: string;
   terminationMessagePath: string;
+  /** Quote the last line on the silent path. */
+  lastLine: boolean;
+  output: "line" | "json";
 }
 
-/** Options of `plan`: the window flags and the kubelet's probe settings. */
-export interface PlanOptions extends WindowOptions {
-  /** The probe's `periodSeconds`. */
-  period: number;
-  /** The probe's `failureThreshold`. */
-  failureThreshold: number;
+/** Options of `backtest`. */
+export interface BacktestOptions extends PlanOptions, LineOptions {
+  logFile: string;
 }
 
 /** A parsed command line. */
 export type Command =
-  | { command: "check"; options: CheckOptions }
+  | { command: "check" | "doctor"; options: CheckOptions }
   | { command: "plan"; options: PlanOptions }
+  | { command: "backtest"; options: BacktestOptions }
   | { command: "help" }
   | { command: "version" };
 
@@ -81,9 +102,9 @@ export interface Target {
   container?: string;
 }
 
-/** The API server's answer, or why there was none. */
+/** The API server's answer (its body's start, how many bytes that is, its Date), or why there was none. */
 export type Answer =
-  | { status: number; body: string }
+  | { status: number; body: string; bytes: number; date?: string }
   | { failure: "unreachable" | "timeout" | "tls" | "permission"; detail: string };
 
 /** The verdict of one check and the counter it leaves. */
@@ -93,6 +114,10 @@ export interface Outcome {
   silentChecks: number;
   /** The line to print, without notes. */
   message: string;
+  /** The window this check looked at, in seconds. */
+  window: number;
+  /** The timestamp of the newest line that counted, when one did. */
+  lastOutput?: string;
 }
 
 /** A misconfiguration or bad input: exit 2 with the message. */
@@ -108,37 +133,54 @@ export const LIMIT_BYTES = 64;
 export const WINDOW_LIMIT = 10 * 365 * 86400;
 /** Lines are cut to this length; the kubelet shows a probe's output in events. */
 export const MAX_LINE = 199;
+/** Patterns see at most this much of a line, so a huge line cannot stall a match. */
+export const MATCHED_CHARS = 4096;
 const MAX_BODY = 4096;
+const LAST_LINE_BYTES = 256;
 
-const DEFAULTS: CheckOptions & PlanOptions = {
+const DEFAULTS = {
   window: 60,
-  growth: "triangular",
+  growth: "triangular" as Growth,
   stateFile: "/tmp/log-probe.state",
   timeout: 5,
-  onApiError: "ignore",
   serviceAccountDir: SERVICE_ACCOUNT_DIR,
-  terminationMessagePath: "",
   period: 60,
   failureThreshold: 15,
+  tail: 300,
+  limitBytes: 256 * 1024,
 };
 
-/** Which flags each command takes; `both` are the window flags. */
-const FLAGS: Record<string, "check" | "plan" | "both"> = {
-  "server": "check",
-  "namespace": "check",
-  "pod": "check",
-  "container": "check",
-  "state-file": "check",
-  "timeout": "check",
-  "on-api-error": "check",
-  "service-account-dir": "check",
-  "termination-message-path": "check",
-  "window": "both",
-  "growth": "both",
-  "max-window": "both",
-  "period": "plan",
-  "failure-threshold": "plan",
+type CommandName = "check" | "plan" | "doctor" | "backtest";
+const ASKING: CommandName[] = ["check", "doctor"];
+const LINES: CommandName[] = ["check", "doctor", "backtest"];
+const KUBELET: CommandName[] = ["plan", "backtest"];
+
+/** Which commands take each flag. */
+const FLAGS: Record<string, CommandName[]> = {
+  "server": ASKING,
+  "namespace": ASKING,
+  "pod": ASKING,
+  "container": ASKING,
+  "timeout": ASKING,
+  "service-account-dir": ASKING,
+  "state-file": ASKING,
+  "termination-message-path": ASKING,
+  "on-api-error": ["check"],
+  "last-line": ["check"],
+  "output": ["check"],
+  "window": ["check", "plan", "doctor", "backtest"],
+  "growth": ["check", "plan", "doctor", "backtest"],
+  "max-window": ["check", "plan", "doctor", "backtest"],
+  "match": LINES,
+  "ignore": LINES,
+  "tail": LINES,
+  "limit-bytes": LINES,
+  "period": KUBELET,
+  "failure-threshold": KUBELET,
+  "log-file": ["backtest"],
 };
+const SWITCHES = new Set(["last-line"]);
+const REPEATABLE = new Set(["match", "ignore"]);
 const SHORT_FLAGS: Record<string, string> = { n: "namespace", c: "container" };
 const GROWTHS: Growth[] = ["triangular", "linear", "exponential", "fixed"];
 
@@ -147,29 +189,40 @@ export const HELP =
   `log-probe ${VERSION}: a liveness probe that reads the container's own log output
 
 Usage: probe.ts [check] [flags]   one check: exit 0 alive, 1 silent, 2 misconfigured
-       probe.ts plan [flags]      each window of a silent streak, and when the kubelet restarts
+       probe.ts doctor [flags]    check the set-up, one line each (through kubectl exec)
+       probe.ts plan [flags]      each window of a silent streak; when the kubelet restarts
+       probe.ts backtest --log-file F [flags]  replay \`kubectl logs --timestamps\` output
        probe.ts --help | --version
-
-Check (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
-  --server URL             API server (KUBERNETES_SERVICE_HOST/_PORT, else kubernetes.default.svc)
-  -n, --namespace NAME     (NAMESPACE, POD_NAMESPACE, else the service account's namespace)
-  --pod NAME               (POD_NAME, else HOSTNAME)
-  -c, --container NAME     (CONTAINER_NAME) needed in pods with more than one container
-  --state-file PATH        silent-check counter, written atomically (${DEFAULTS.stateFile})
-  --timeout DURATION       deadline of the whole check, below timeoutSeconds (5s)
-  --on-api-error MODE      ignore: API server unreachable, 429 or 5xx exits 0 (default)
-                           fail: it exits 1, so a long outage restarts the container
-  --service-account-dir D  token, ca.crt and namespace (default as above)
+Where (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
+  --server URL            API server (KUBERNETES_SERVICE_HOST/_PORT, else kubernetes.default.svc)
+  -n, --namespace NAME    (NAMESPACE, POD_NAMESPACE, else the service account's namespace)
+  --pod NAME              (POD_NAME, else HOSTNAME)
+  -c, --container NAME    (CONTAINER_NAME) needed in pods with more than one container
+  --service-account-dir D token, ca.crt and namespace (default as above)
+  --timeout DURATION      deadline of the whole check, below timeoutSeconds (5s)
+Check:
+  --state-file PATH       silent-check counter, written atomically (${DEFAULTS.stateFile})
   --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
-                           guards /dev): a counter on an emptyDir then dies with its container
-Window (check and plan); durations like 30s, 5m, 1h30m:
-  --window DURATION        window while the container logs (60s)
-  --growth G               triangular: 1,3,6,10… windows (default); linear, exponential,
-                           fixed: always one window, no counter file
-  --max-window DURATION    never look further back than this
-Plan:
-  --period DURATION        the probe's periodSeconds (60s)
-  --failure-threshold N    the probe's failureThreshold (15)`;
+                          guards /dev): a counter on an emptyDir then dies with its container
+  --on-api-error MODE     ignore: unreachable API, 429, 5xx exit 0 (default); fail: exit 1
+  --last-line             on silence, quote the last line (off: events may be readable by
+                          people who may not read logs)
+  --output json           one JSON object instead of the line
+Window (every command); durations like 30s, 5m, 1h30m:
+  --window DURATION       window while the container logs (60s)
+  --growth G              triangular: 1,3,6,10… windows (default); linear, exponential,
+                          fixed: one window, no counter file
+  --max-window DURATION   never look further back than this
+Lines (check, doctor, backtest):
+  --match REGEX           only matching lines are signs of life (repeatable)
+  --ignore REGEX          matching lines never are (repeatable); newest line first, timestamp
+                          stripped, only its first ${MATCHED_CHARS} characters tested
+  --tail N                lines asked for with --match or --ignore (${DEFAULTS.tail})
+  --limit-bytes N         bytes asked for with --match or --ignore (${DEFAULTS.limitBytes})
+Kubelet (plan, backtest):
+  --period DURATION       the probe's periodSeconds (60s)
+  --failure-threshold N   the probe's failureThreshold (15)
+  --log-file PATH         (backtest) the history to replay`;
 
 // ---------------------------------------------------------------------------
 // Pure functions
@@ -215,11 +268,29 @@ export function parseDuration(text: string, flag: string): number {
  * ```
  */
 export function formatDuration(seconds: number): string {
+  seconds = Math.round(seconds);
   const h = Math.floor(seconds / 3600);
   const m = Math.floor(seconds % 3600 / 60);
   const s = seconds % 60;
   const text = (h ? `${h}h` : "") + (m ? `${m}m` : "") + (s ? `${s}s` : "");
   return text || "0s";
+}
+
+/** Compiles a --match or --ignore pattern; a bad one names itself and the reason. */
+export function compilePattern(text: string, flag: string): RegExp {
+  try {
+    return new RegExp(text);
+  } catch (error) {
+    const why = (error as Error).message.replace(/^.*: /, "");
+    throw new ConfigError(`Invalid ${flag} ${quote(text)}: ${why}`);
+  }
+}
+
+function wholeNumber(text: string, flag: string, max: number): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    throw new ConfigError(`Invalid ${flag} ${quote(text)}: use a whole number from 1 to ${max}`);
+  }
+  return Number(text);
 }
 
 /**
@@ -232,9 +303,10 @@ export function formatDuration(seconds: number): string {
  * ```
  */
 export function parseArgs(args: string[]): Command {
-  const command = args[0] === "plan" ? "plan" : "check";
-  const values = new Map<string, string>();
-  for (let i = args[0] === "plan" || args[0] === "check" ? 1 : 0; i < args.length; i++) {
+  const named = ["check", "plan", "doctor", "backtest"].includes(args[0]);
+  const command = (named ? args[0] : "check") as CommandName;
+  const values = new Map<string, string[]>();
+  for (let i = named ? 1 : 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") return { command: "help" };
     if (arg === "--version") return { command: "version" };
@@ -247,28 +319,34 @@ export function parseArgs(args: string[]): Command {
         } (see --help)`,
       );
     }
-    const scope = FLAGS[name];
-    if (!scope) throw new ConfigError(`Unknown flag ${quote(arg)} (see --help)`);
-    if (scope !== "both" && scope !== command) {
+    const commands = FLAGS[name];
+    if (!commands) throw new ConfigError(`Unknown flag ${quote(arg)} (see --help)`);
+    if (!commands.includes(command)) {
       throw new ConfigError(`Flag --${name} does not apply to ${command}`);
     }
     let value = match[3];
-    if (value === undefined) {
+    if (SWITCHES.has(name)) {
+      if (value !== undefined && value !== "true") {
+        throw new ConfigError(`Flag --${name} takes no value`);
+      }
+      value = "true";
+    } else if (value === undefined) {
       value = args[++i];
       if (value === undefined || value.startsWith("--")) {
         throw new ConfigError(`Missing value for --${name}`);
       }
     }
-    if (values.has(name)) throw new ConfigError(`Flag --${name} given twice`);
-    values.set(name, value);
+    if (values.has(name) && !REPEATABLE.has(name)) {
+      throw new ConfigError(`Flag --${name} given twice`);
+    }
+    values.set(name, [...values.get(name) ?? [], value]);
   }
+  const get = (name: string) => values.get(name)?.[0];
   const duration = (name: string, fallback?: number) =>
-    values.has(name) ? parseDuration(values.get(name)!, `--${name}`) : fallback;
-  const growth = values.get("growth") ?? DEFAULTS.growth;
+    values.has(name) ? parseDuration(get(name)!, `--${name}`) : fallback;
+  const growth = get("growth") ?? DEFAULTS.growth;
   if (!GROWTHS.includes(growth as Growth)) {
-    throw new ConfigError(
-      `Invalid --growth ${quote(growth)}: use ${GROWTHS.join(", ")}`,
-    );
+    throw new ConfigError(`Invalid --growth ${quote(growth)}: use ${GROWTHS.join(", ")}`);
   }
   const window: WindowOptions = {
     window: duration("window", DEFAULTS.window)!,
@@ -277,49 +355,59 @@ export function parseArgs(args: string[]): Command {
   };
   if (window.maxWindow !== undefined && window.maxWindow < window.window) {
     throw new ConfigError(
-      `Invalid --max-window ${quote(values.get("max-window")!)}: shorter than --window`,
+      `Invalid --max-window ${quote(get("max-window")!)}: shorter than --window`,
     );
   }
-  if (command === "plan") {
-    const threshold = values.get("failure-threshold") ?? "15";
-    if (!/^\d{1,4}$/.test(threshold) || Number(threshold) < 1) {
-      throw new ConfigError(
-        `Invalid --failure-threshold ${quote(threshold)}: use a whole number from 1 to 9999`,
-      );
+  const lines: LineOptions = {
+    match: (values.get("match") ?? []).map((p) => compilePattern(p, "--match")),
+    ignore: (values.get("ignore") ?? []).map((p) => compilePattern(p, "--ignore")),
+    tail: values.has("tail") ? wholeNumber(get("tail")!, "--tail", 100_000) : DEFAULTS.tail,
+    limitBytes: values.has("limit-bytes")
+      ? wholeNumber(get("limit-bytes")!, "--limit-bytes", 64 * 1024 * 1024)
+      : DEFAULTS.limitBytes,
+  };
+  const kubelet: PlanOptions = {
+    ...window,
+    period: duration("period", DEFAULTS.period)!,
+    failureThreshold: values.has("failure-threshold")
+      ? wholeNumber(get("failure-threshold")!, "--failure-threshold", 9999)
+      : DEFAULTS.failureThreshold,
+  };
+  if (command === "plan") return { command, options: kubelet };
+  if (command === "backtest") {
+    const logFile = get("log-file");
+    if (!logFile) {
+      throw new ConfigError("Missing --log-file: the output of kubectl logs --timestamps");
     }
-    return {
-      command,
-      options: {
-        ...window,
-        period: duration("period", DEFAULTS.period)!,
-        failureThreshold: Number(threshold),
-      },
-    };
+    return { command, options: { ...kubelet, ...lines, logFile } };
   }
-  const onApiError = values.get("on-api-error") ?? DEFAULTS.onApiError;
+  const onApiError = get("on-api-error") ?? "ignore";
   if (onApiError !== "ignore" && onApiError !== "fail") {
-    throw new ConfigError(
-      `Invalid --on-api-error ${quote(onApiError)}: use ignore or fail`,
-    );
+    throw new ConfigError(`Invalid --on-api-error ${quote(onApiError)}: use ignore or fail`);
+  }
+  const output = get("output") ?? "line";
+  if (output !== "line" && output !== "json") {
+    throw new ConfigError(`Invalid --output ${quote(output)}: use json`);
   }
   for (const name of ["state-file", "service-account-dir"]) {
-    if (values.get(name) === "") throw new ConfigError(`Empty --${name}`);
+    if (get(name) === "") throw new ConfigError(`Empty --${name}`);
   }
   return {
     command,
     options: {
       ...window,
-      server: values.get("server"),
-      namespace: values.get("namespace"),
-      pod: values.get("pod"),
-      container: values.get("container"),
-      stateFile: values.get("state-file") ?? DEFAULTS.stateFile,
+      ...lines,
+      server: get("server"),
+      namespace: get("namespace"),
+      pod: get("pod"),
+      container: get("container"),
+      stateFile: get("state-file") ?? DEFAULTS.stateFile,
       timeout: duration("timeout", DEFAULTS.timeout)!,
       onApiError,
-      serviceAccountDir: values.get("service-account-dir") ??
-        DEFAULTS.serviceAccountDir,
-      terminationMessagePath: values.get("termination-message-path") ??
-        DEFAULTS.terminationMessagePath,
+      serviceAccountDir: get("service-account-dir") ?? DEFAULTS.serviceAccountDir,
+      terminationMessagePath: get("termination-message-path") ?? "",
+      lastLine: values.has("last-line"),
+      output,
     },
   };
 }
@@ -395,27 +483,53 @@ export function resolveTarget(
   return { server: url.href.replace(/\/$/, ""), namespace, pod, container };
 }
 
+/** The query of one log request, in the kubelet's terms. */
+export interface LogQuery {
+  /** Absent: the whole current log file. */
+  sinceSeconds?: number;
+  tailLines: number;
+  limitBytes: number;
+}
+
 /**
- * The one request of a check: the last line of the window, timestamped,
- * at most {@linkcode LIMIT_BYTES} bytes.
+ * The query of a check: with no patterns the last line of the window, at most
+ * {@linkcode LIMIT_BYTES} bytes; with --match or --ignore a bounded tail.
  *
  * @example
  * ```ts
- * logUrl({ server: "https://10.0.0.1", namespace: "shop", pod: "web" }, 60);
+ * checkQuery(180, { match: [], ignore: [], tail: 300, limitBytes: 262144 });
+ * // { sinceSeconds: 180, tailLines: 1, limitBytes: 64 }
+ * ```
+ */
+export function checkQuery(window: number, options: LineOptions): LogQuery {
+  return filtering(options)
+    ? { sinceSeconds: window, tailLines: options.tail, limitBytes: options.limitBytes }
+    : { sinceSeconds: window, tailLines: 1, limitBytes: LIMIT_BYTES };
+}
+
+function filtering(options: LineOptions): boolean {
+  return options.match.length > 0 || options.ignore.length > 0;
+}
+
+/**
+ * The URL of a log request, timestamps on, path segments encoded.
+ *
+ * @example
+ * ```ts
+ * logUrl({ server: "https://10.0.0.1", namespace: "shop", pod: "web" }, { sinceSeconds: 60, tailLines: 1, limitBytes: 64 });
  * // "https://10.0.0.1/api/v1/namespaces/shop/pods/web/log?sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64"
  * ```
  */
-export function logUrl(target: Target, window: number): string {
-  const query = new URLSearchParams({
-    sinceSeconds: String(window),
-    tailLines: "1",
-    timestamps: "true",
-    limitBytes: String(LIMIT_BYTES),
-  });
-  if (target.container) query.set("container", target.container);
+export function logUrl(target: Target, query: LogQuery): string {
+  const params = new URLSearchParams();
+  if (query.sinceSeconds !== undefined) params.set("sinceSeconds", String(query.sinceSeconds));
+  params.set("tailLines", String(query.tailLines));
+  params.set("timestamps", "true");
+  params.set("limitBytes", String(query.limitBytes));
+  if (target.container) params.set("container", target.container);
   const path = ["api/v1/namespaces", target.namespace, "pods", target.pod, "log"]
     .map((segment, i) => i % 2 ? encodeURIComponent(segment) : segment);
-  return `${target.server}/${path.join("/")}?${query}`;
+  return `${target.server}/${path.join("/")}?${params}`;
 }
 
 /** The `message` of a `v1.Status` answer, or the start of the body. */
@@ -431,27 +545,56 @@ function statusMessage(body: string): string {
 
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) /;
 
+/** Whether a line's text (timestamp stripped) is a sign of life. */
+export function counts(text: string, options: LineOptions): boolean {
+  const tested = text.length > MATCHED_CHARS ? text.slice(0, MATCHED_CHARS) : text;
+  if (options.ignore.some((pattern) => pattern.test(tested))) return false;
+  return options.match.length === 0 || options.match.some((pattern) => pattern.test(tested));
+}
+
+/**
+ * The newest line of a timestamped log answer that counts, newest first:
+ * its timestamp and text, and how many complete lines the answer held.
+ */
+export function newestCounting(
+  body: string,
+  options: LineOptions,
+): { stamp?: string; text?: string; lines: number } {
+  const lines = body.split("\n");
+  const complete = lines.length - 1; // the last piece is empty, or a line cut by limitBytes
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const stamp = lines[i].match(TIMESTAMP)?.[0];
+    if (stamp === undefined) continue; // a line cut by limitBytes, or the empty end
+    const text = lines[i].slice(stamp.length);
+    if (counts(text, options)) return { stamp: stamp.trim(), text, lines: complete };
+  }
+  return { lines: complete };
+}
+
 /**
  * Turns the API server's answer into a verdict and the counter it leaves,
  * following the decision table: output is `alive`, an empty window `silent`,
- * an outage `unknown`, a misconfiguration `error`.
+ * an outage `unknown`, a misconfiguration `error`. With --match or --ignore,
+ * only lines that count are output; a window whose bounded tail holds none
+ * but may hold more is `unknown`.
  *
  * @example
  * ```ts
- * judge({ status: 200, body: "" }, 1, { window: 60, growth: "triangular" }, target);
- * // { verdict: "silent", silentChecks: 2, message: "silent: no output in the last 180s (2 silent checks in a row; next window 360s)" }
+ * judge({ status: 200, body: "", bytes: 0 }, 1, options, target);
+ * // { verdict: "silent", silentChecks: 2, window: 180, message: "silent: no output in the last 180s (2 silent checks in a row; next window 360s)" }
  * ```
  */
 export function judge(
   answer: Answer,
   silentChecks: number,
-  options: WindowOptions,
+  options: WindowOptions & LineOptions,
   target: Target,
 ): Outcome {
   const window = windowFor(silentChecks, options);
   const kept = (verdict: Verdict, message: string): Outcome => ({
     verdict,
     silentChecks,
+    window,
     message: `${verdict}: ${message}`,
   });
   const unknown = (why: string) =>
@@ -479,24 +622,38 @@ export function judge(
   const { status, body } = answer;
   const where = `${target.namespace}/${target.pod}`;
   if (status === 200) {
-    if (body === "") {
-      const next = windowFor(silentChecks + 1, options);
-      return {
-        verdict: "silent",
-        silentChecks: silentChecks + 1,
-        message: `silent: no output in the last ${window}s (${
-          plural(silentChecks + 1, "silent check")
-        } in a row; next window ${next}s)`,
-      };
-    }
-    if (!TIMESTAMP.test(body)) {
+    const output = filtering(options) ? "matching output" : "output";
+    if (body !== "" && !TIMESTAMP.test(body)) {
       return unknown("answer is not a container log (a proxy in the way?)");
     }
+    const newest = newestCounting(body, options);
+    if (newest.stamp) {
+      return {
+        verdict: "alive",
+        silentChecks: 0,
+        window,
+        lastOutput: newest.stamp,
+        message: `alive: ${output} in the last ${window}s` +
+          (silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : ""),
+      };
+    }
+    const query = checkQuery(window, options);
+    if (body !== "" && (answer.bytes >= query.limitBytes || newest.lines >= query.tailLines)) {
+      // The window holds more than the bounded tail showed: older lines might count.
+      return unknown(
+        `no line that counts in the last ${
+          plural(newest.lines, "line")
+        } (${answer.bytes} bytes), and the ${window}s window holds more (raise --tail/--limit-bytes)`,
+      );
+    }
+    const next = windowFor(silentChecks + 1, options);
     return {
-      verdict: "alive",
-      silentChecks: 0,
-      message: `alive: output in the last ${window}s` +
-        (silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : ""),
+      verdict: "silent",
+      silentChecks: silentChecks + 1,
+      window,
+      message: `silent: no ${output} in the last ${window}s (${
+        plural(silentChecks + 1, "silent check")
+      } in a row; next window ${next}s)`,
     };
   }
   if (status === 408 || status === 429 || status >= 500) {
@@ -755,9 +912,13 @@ function reason(error: unknown): string {
     .replace(/: [a-z]+ '[^']*'( -> '[^']*')?$/, ""); // the paths, which the line already names
 }
 
-/** Reads the token and CA afresh (projected tokens rotate) and asks once, within the deadline. */
-async function ask(url: string, options: CheckOptions): Promise<Answer> {
-  const dir = options.serviceAccountDir;
+/** The pod's credentials, read afresh on every run (projected tokens rotate). */
+interface Credentials {
+  token: string;
+  client: Deno.HttpClient;
+}
+
+function readCredentials(dir: string): Credentials {
   const token = readText(`${dir}/token`)?.trim();
   if (token === undefined) {
     throw new ConfigError(
@@ -773,23 +934,40 @@ async function ask(url: string, options: CheckOptions): Promise<Answer> {
   if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
     throw new ConfigError(`No PEM certificate in ${dir}/ca.crt`);
   }
-  const signal = AbortSignal.timeout(options.timeout * 1000);
-  let client: Deno.HttpClient;
   try {
-    client = Deno.createHttpClient({ caCerts: [ca] });
+    return { token, client: Deno.createHttpClient({ caCerts: [ca] }) };
   } catch (error) {
     throw new ConfigError(`Unusable CA certificate in ${dir}/ca.crt: ${reason(error)}`);
   }
+}
+
+/** One request to the API server, TLS verified against the pod's CA, the answer bounded. */
+async function call(
+  url: string,
+  credentials: Credentials,
+  signal: AbortSignal,
+  init: { method?: string; body?: string; limit?: number } = {},
+): Promise<Answer> {
   try {
     const response = await fetch(url, {
-      client,
+      client: credentials.client,
       signal,
+      method: init.method ?? "GET",
+      body: init.body,
       redirect: "manual",
-      headers: { authorization: `Bearer ${token}`, accept: "text/plain, application/json" },
+      headers: {
+        authorization: `Bearer ${credentials.token}`,
+        accept: "text/plain, application/json",
+        ...(init.body ? { "content-type": "application/json" } : {}),
+      },
     });
-    return { status: response.status, body: await readAtMost(response, MAX_BODY) };
+    return {
+      status: response.status,
+      date: response.headers.get("date") ?? undefined,
+      ...await readAtMost(response, init.limit ?? MAX_BODY),
+    };
   } catch (error) {
-    if (signal.aborted) return { failure: "timeout", detail: formatDuration(options.timeout) };
+    if (signal.aborted) return { failure: "timeout", detail: "the deadline" };
     if (error instanceof Deno.errors.NotCapable) {
       return { failure: "permission", detail: reason(error) };
     }
@@ -798,18 +976,19 @@ async function ask(url: string, options: CheckOptions): Promise<Answer> {
       failure: /invalid peer certificate|certificate/i.test(detail) ? "tls" : "unreachable",
       detail,
     };
-  } finally {
-    client.close();
   }
 }
 
 /** Reads at most `limit` bytes of a body, so a misbehaving proxy cannot flood the probe. */
-async function readAtMost(response: Response, limit: number): Promise<string> {
+async function readAtMost(
+  response: Response,
+  limit: number,
+): Promise<{ body: string; bytes: number }> {
   const length = Number(response.headers.get("content-length") ?? NaN);
   // The usual answer: short, with its length declared. text() is the cheaper path (a stream
   // reader costs about 0.8 MiB more at peak, measured in bench/).
-  if (length <= limit) return await response.text();
-  if (!response.body) return "";
+  if (length <= limit) return { body: await response.text(), bytes: length };
+  if (!response.body) return { body: "", bytes: 0 };
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -826,22 +1005,63 @@ async function readAtMost(response: Response, limit: number): Promise<string> {
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  return new TextDecoder().decode(bytes.subarray(0, limit));
+  const kept = bytes.subarray(0, limit);
+  return { body: new TextDecoder().decode(kept), bytes: kept.length };
 }
 
-/** One check, start to end: returns the line to print and the exit code. */
-export async function check(options: CheckOptions): Promise<{ line: string; code: number }> {
-  const target = resolveTarget(
-    options,
-    env,
-    () => readText(`${options.serviceAccountDir}/namespace`),
-  );
+function targetOf(options: CheckOptions): Target {
+  return resolveTarget(options, env, () => readText(`${options.serviceAccountDir}/namespace`));
+}
+
+/** What one check did: the outcome, the notes on its counter, and how to exit. */
+export interface CheckResult {
+  outcome: Outcome;
+  notes: string[];
+  code: number;
+  /** The line the kubelet shows. */
+  line: string;
+}
+
+/** How long before `now` (the API server's Date, else this clock) a log timestamp is. */
+function ago(stamp: string, now?: string): string {
+  const reference = now ? Date.parse(now) : Date.now();
+  return formatDuration(Math.max(0, (reference - Date.parse(stamp)) / 1000));
+}
+
+/** One check, start to end. */
+export async function check(options: CheckOptions): Promise<CheckResult> {
+  const target = targetOf(options);
   const counting = options.growth !== "fixed";
   const counter = counting
     ? loadCounter(options.stateFile, instanceOf(options.terminationMessagePath))
     : { silentChecks: 0, instance: "-" };
-  const answer = await ask(logUrl(target, windowFor(counter.silentChecks, options)), options);
+  const credentials = readCredentials(options.serviceAccountDir);
+  const deadline = Date.now() + options.timeout * 1000;
+  const signal = AbortSignal.timeout(options.timeout * 1000);
+  const query = checkQuery(windowFor(counter.silentChecks, options), options);
+  let answer = await call(logUrl(target, query), credentials, signal, {
+    limit: Math.max(MAX_BODY, query.limitBytes),
+  });
+  if ("failure" in answer && answer.failure === "timeout") {
+    answer = { ...answer, detail: formatDuration(options.timeout) };
+  }
   const outcome = judge(answer, counter.silentChecks, options, target);
+  let lastWords = "";
+  let quoted = "";
+  // Last words: one more bounded request, only on the silent path, only when time allows.
+  if (outcome.verdict === "silent" && deadline - Date.now() > 1000) {
+    const limitBytes = options.lastLine ? LAST_LINE_BYTES : LIMIT_BYTES;
+    const last = await call(logUrl(target, { tailLines: 1, limitBytes }), credentials, signal);
+    const newest = "status" in last && last.status === 200
+      ? newestCounting(last.body, { match: [], ignore: [], tail: 1, limitBytes })
+      : { lines: 0 };
+    if (newest.stamp) {
+      outcome.lastOutput = newest.stamp;
+      lastWords = `; last output ${ago(newest.stamp, "date" in last ? last.date : undefined)} ago`;
+      if (options.lastLine) quoted = `; last line: ${JSON.stringify(newest.text)}`;
+    }
+  }
+  credentials.client.close();
   const notes = counter.note ? [counter.note] : [];
   // Only a check that saw the log moves the counter. The file is written even when the count
   // stays 0: a missing file would cost every later check a NotFound error, 1 MiB at peak (bench/).
@@ -857,36 +1077,393 @@ export async function check(options: CheckOptions): Promise<{ line: string; code
       notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
     }
   }
-  const line = oneLine([outcome.message, ...notes].join("; "));
-  return { line, code: exitCode(outcome.verdict, options.onApiError) };
+  // The quoted line comes last: it is what gets cut when the line is too long.
+  const line = oneLine(
+    outcome.message + lastWords + notes.map((note) => `; ${note}`).join("") + quoted,
+  );
+  return { outcome, notes, code: exitCode(outcome.verdict, options.onApiError), line };
+}
+
+/** The JSON form of a check, for `--output json`. */
+export function checkJson(result: CheckResult): string {
+  const { outcome } = result;
+  return JSON.stringify({
+    verdict: outcome.verdict,
+    exitCode: result.code,
+    window: outcome.window,
+    silentChecks: outcome.silentChecks,
+    ...(outcome.lastOutput ? { lastOutput: outcome.lastOutput } : {}),
+    message: result.line,
+  });
+}
+
+/** `doctor`: the set-up checked one item a line, with the fix for each ✗. */
+export async function doctor(options: CheckOptions): Promise<{ lines: string[]; ok: boolean }> {
+  const lines: string[] = [];
+  const pass = (text: string) => lines.push(`✓ ${text}`);
+  const fail = (text: string) => lines.push(`✗ ${text}`);
+  const dir = options.serviceAccountDir;
+  const counting = options.growth !== "fixed";
+  const stateDir = options.stateFile.replace(/\/[^/]*$/, "") || "/";
+
+  let target: Target | undefined;
+  try {
+    target = targetOf(options);
+    pass(
+      `pod ${target.namespace}/${target.pod}${
+        target.container ? `, container ${target.container}` : ""
+      }, API server ${target.server}`,
+    );
+  } catch (error) {
+    fail(`${messageOf(error)}`);
+  }
+  const url = target && new URL(target.server);
+  const needed: Array<[Deno.PermissionDescriptor, string]> = [
+    [{ name: "read", path: dir }, `--allow-read=${dir}`],
+    ...(url
+      ? [[
+        { name: "net", host: `${url.hostname}:${url.port || 443}` },
+        `--allow-net=${url.hostname}`,
+      ] as [Deno.PermissionDescriptor, string]]
+      : []),
+  ];
+  if (counting) {
+    needed.push(
+      [{ name: "read", path: stateDir }, `--allow-read=${stateDir}`],
+      [{ name: "write", path: stateDir }, `--allow-write=${stateDir}`],
+    );
+  }
+  if (options.terminationMessagePath) {
+    const path = options.terminationMessagePath;
+    needed.push([{ name: "read", path }, `--allow-read=${path}`]);
+  }
+  const missing = needed.filter(([descriptor]) =>
+    Deno.permissions.querySync(descriptor).state !== "granted"
+  );
+  if (missing.length) {
+    fail(`Deno permissions missing: add ${missing.map(([, flag]) => flag).join(" ")}`);
+  } else {
+    pass(`Deno permissions: ${needed.map(([, flag]) => flag).join(" ")}`);
+  }
+
+  let credentials: Credentials | undefined;
+  try {
+    credentials = readCredentials(dir);
+    pass(`token and CA in ${dir} (the token is never shown)`);
+  } catch (error) {
+    fail(messageOf(error));
+  }
+  if (credentials && target) {
+    const signal = AbortSignal.timeout(options.timeout * 1000);
+    const version = await call(`${target.server}/version`, credentials, signal);
+    const reached = "status" in version;
+    if (!reached) {
+      fail(judge(version, 0, options, target).message.replace(/^\w+: /, ""));
+    } else if (version.status === 401) {
+      fail("the API server rejected the token (deleted ServiceAccount? expired token?)");
+    } else if (version.status !== 200) {
+      fail(
+        `GET /version answered ${version.status} ${
+          statusMessage(version.body)
+        }: not an API server?`,
+      );
+    } else {
+      let release: unknown;
+      try {
+        release = JSON.parse(version.body).gitVersion;
+      } catch {
+        // an answer, but not the usual one
+      }
+      pass(
+        `API server reachable, certificate verified, token accepted${
+          typeof release === "string" ? ` (Kubernetes ${release})` : ""
+        }`,
+      );
+    }
+    if (reached && version.status === 200) {
+      const review = await call(
+        `${target.server}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`,
+        credentials,
+        signal,
+        {
+          method: "POST",
+          body: JSON.stringify({
+            apiVersion: "authorization.k8s.io/v1",
+            kind: "SelfSubjectAccessReview",
+            spec: {
+              resourceAttributes: {
+                namespace: target.namespace,
+                verb: "get",
+                resource: "pods",
+                subresource: "log",
+                name: target.pod,
+              },
+            },
+          }),
+        },
+      );
+      let allowed: boolean | undefined;
+      try {
+        if ("status" in review && review.status === 201) {
+          allowed = JSON.parse(review.body).status?.allowed === true;
+        }
+      } catch {
+        // not a review
+      }
+      if (allowed) pass(`allowed to get pods/log in ${target.namespace}`);
+      else if (allowed === false) {
+        fail(`not allowed to get pods/log in ${target.namespace}: apply manifests/rbac.yaml`);
+      } else {
+        fail(
+          `the access review failed (${
+            "status" in review ? `${review.status} ${statusMessage(review.body)}` : review.detail
+          })`,
+        );
+      }
+      const counter = counting
+        ? loadCounter(options.stateFile, instanceOf(options.terminationMessagePath))
+        : { silentChecks: 0, instance: "-" };
+      const query = checkQuery(windowFor(counter.silentChecks, options), options);
+      const answer = await call(logUrl(target, query), credentials, signal, {
+        limit: Math.max(MAX_BODY, query.limitBytes),
+      });
+      const outcome = judge(answer, counter.silentChecks, options, target);
+      const said = `log request (window ${outcome.window}s): ${outcome.message}`;
+      if (outcome.verdict === "alive" || outcome.verdict === "silent") pass(said);
+      else fail(said);
+    }
+    credentials.client.close();
+  }
+  if (!counting) {
+    pass("no counter file (--growth fixed)");
+  } else {
+    try {
+      const counter = loadCounter(options.stateFile, instanceOf(options.terminationMessagePath));
+      const probe = `${options.stateFile}.doctor.${Deno.pid}`;
+      Deno.writeTextFileSync(probe, "");
+      Deno.removeSync(probe);
+      const count = counter.missing
+        ? "no count yet"
+        : plural(counter.silentChecks, "silent check") + " in a row";
+      pass(
+        `counter ${options.stateFile} readable and writable (${count}${
+          counter.note ? `; ${counter.note}` : ""
+        })`,
+      );
+    } catch (error) {
+      fail(
+        `counter ${options.stateFile}: ${reason(error)} (an emptyDir there, and --allow-write?)`,
+      );
+    }
+  }
+  return { lines: lines.map(oneLine), ok: !lines.some((line) => line.startsWith("✗")) };
+}
+
+/** One line of `kubectl logs --timestamps`, kept for the replay. */
+interface HistoryLine {
+  ms: number;
+  stamp: string;
+  text: string;
+}
+
+/** What the kubelet would answer at `now` from the newest lines of a history. */
+function kubeletAnswer(newest: HistoryLine[], now: number, query: LogQuery): Answer {
+  const since = now - (query.sinceSeconds ?? Infinity) * 1000;
+  const body = newest.slice(-query.tailLines).filter((line) => line.ms >= since)
+    .map((line) => `${line.stamp} ${line.text}\n`).join("");
+  const bytes = new TextEncoder().encode(body);
+  const cut = bytes.subarray(0, query.limitBytes);
+  return { status: 200, body: new TextDecoder().decode(cut), bytes: cut.length };
+}
+
+/**
+ * `backtest`: replays the probe's decisions over a container's real history
+ * (`kubectl logs --timestamps`), with the same decision code as the live
+ * check, reading the file as a stream.
+ */
+export async function backtest(
+  options: BacktestOptions,
+  progress?: (bytes: number) => void,
+): Promise<string> {
+  const target: Target = { server: "", namespace: "backtest", pod: "backtest" };
+  const keep = Math.max(1, filtering(options) ? options.tail : 1);
+  const ring: HistoryLine[] = [];
+  let lines = 0;
+  let malformed = 0;
+  let first: HistoryLine | undefined;
+  let previous: HistoryLine | undefined;
+  let longest = { seconds: 0, from: "", to: "" };
+  let nextCheck = 0;
+  let checks = 0;
+  let silentChecks = 0;
+  let failures = 0;
+  let nearest = { failures: 0, at: "" };
+  const restarts: Array<{ at: number; silence: number }> = [];
+
+  const checkAt = (now: number) => {
+    checks++;
+    const query = checkQuery(windowFor(silentChecks, options), options);
+    const outcome = judge(kubeletAnswer(ring, now, query), silentChecks, options, target);
+    silentChecks = outcome.silentChecks;
+    if (outcome.verdict !== "silent") {
+      failures = 0;
+      return;
+    }
+    failures++;
+    if (failures >= options.failureThreshold) {
+      restarts.push({ at: now, silence: (now - (previous?.ms ?? now)) / 1000 });
+      failures = silentChecks = 0; // a restarted container starts afresh
+    } else if (failures > nearest.failures) {
+      nearest = { failures, at: new Date(now).toISOString() };
+    }
+  };
+  const take = (raw: string) => {
+    const stamp = raw.match(TIMESTAMP)?.[0];
+    const ms = stamp ? Date.parse(stamp) : NaN;
+    if (!stamp || Number.isNaN(ms) || (previous && ms < previous.ms)) {
+      if (raw !== "") malformed++;
+      return;
+    }
+    lines++;
+    const line = {
+      ms,
+      stamp: stamp.trim(),
+      text: raw.slice(stamp.length, stamp.length + MATCHED_CHARS),
+    };
+    if (!first) {
+      first = line;
+      nextCheck = ms + options.period * 1000;
+    }
+    while (nextCheck < ms) {
+      checkAt(nextCheck);
+      nextCheck += options.period * 1000;
+    }
+    if (previous && (ms - previous.ms) / 1000 > longest.seconds) {
+      longest = { seconds: (ms - previous.ms) / 1000, from: previous.stamp, to: line.stamp };
+    }
+    ring.push(line);
+    if (ring.length > keep) ring.shift();
+    previous = line;
+  };
+
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(options.logFile);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    throw new ConfigError(`Cannot read --log-file ${quote(options.logFile)}: ${reason(error)}`);
+  }
+  const decoder = new TextDecoder();
+  let pending = "";
+  let skipping = false; // the rest of a line too long to keep
+  let read = 0;
+  for await (const chunk of file.readable) {
+    read += chunk.length;
+    pending += decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n", start)) {
+      if (!skipping) take(pending.slice(start, end));
+      skipping = false;
+      start = end + 1;
+    }
+    pending = pending.slice(start);
+    if (pending.length > 1 << 20) {
+      if (!skipping) take(pending.slice(0, 1 << 16));
+      skipping = true;
+      pending = "";
+    }
+    progress?.(read);
+  }
+  if (pending && !skipping) take(pending);
+  if (!first || !previous) {
+    throw new ConfigError(
+      `No timestamped lines in ${quote(options.logFile)}: use kubectl logs --timestamps`,
+    );
+  }
+  const span = (previous.ms - first.ms) / 1000;
+  const when = (ms: number) => new Date(ms).toISOString();
+  const report = [
+    `${options.logFile}: ${lines} lines from ${first.stamp} to ${previous.stamp} (${
+      formatDuration(span)
+    }), ${checks} checks every ${formatDuration(options.period)}${
+      malformed ? `, ${plural(malformed, "malformed line")} skipped` : ""
+    }`,
+    `settings: --window ${formatDuration(options.window)} --growth ${options.growth}${
+      options.maxWindow ? ` --max-window ${formatDuration(options.maxWindow)}` : ""
+    }${filtering(options) ? ` with --match/--ignore (tail ${options.tail})` : ""}, restart after ${
+      plural(options.failureThreshold, "failure")
+    } in a row`,
+    restarts.length
+      ? `restarts: ${restarts.length}, ${
+        restarts.slice(0, 5).map((r) =>
+          `at ${when(r.at)} after ${formatDuration(r.silence)} of silence`
+        )
+          .join("; ")
+      }${restarts.length > 5 ? "; …" : ""}`
+      : "restarts: none",
+    `longest silence: ${formatDuration(longest.seconds)}${
+      longest.from ? ` from ${longest.from} to ${longest.to}` : ""
+    }`,
+    nearest.failures
+      ? `nearest call without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row at ${nearest.at}`
+      : "nearest call without a restart: no failed check",
+  ];
+  return report.join("\n");
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof ConfigError
+    ? error.message
+    : error instanceof Deno.errors.NotCapable
+    ? `Deno permission missing: ${reason(error)}`
+    : `Unexpected failure: ${reason(error)}`;
 }
 
 /** Runs the command line; never throws, never prints a stack trace. */
 export async function main(args: string[]): Promise<number> {
+  const json = args.some((arg, i) =>
+    arg === "--output=json" || (arg === "--output" && args[i + 1] === "json")
+  );
   try {
     const command = parseArgs(args);
-    if (command.command === "help") {
-      console.log(HELP);
-      return 0;
+    switch (command.command) {
+      case "help":
+        console.log(HELP);
+        return 0;
+      case "version":
+        console.log(`log-probe ${VERSION}`);
+        return 0;
+      case "plan":
+        console.log(renderPlan(command.options));
+        return 0;
+      case "backtest": {
+        const terminal = Deno.stderr.isTerminal();
+        const encoder = new TextEncoder();
+        let shown = 0;
+        const report = await backtest(command.options, (bytes) => {
+          if (terminal && bytes - shown >= 64 * 1024 * 1024) {
+            shown = bytes;
+            Deno.stderr.writeSync(encoder.encode(`\rread ${Math.round(bytes / 1048576)} MiB…`));
+          }
+        });
+        if (shown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+        console.log(report);
+        return 0;
+      }
+      case "doctor": {
+        const { lines, ok } = await doctor(command.options);
+        console.log(lines.join("\n"));
+        return ok ? 0 : 2;
+      }
+      case "check": {
+        const result = await check(command.options);
+        console.log(command.options.output === "json" ? checkJson(result) : result.line);
+        return result.code;
+      }
     }
-    if (command.command === "version") {
-      console.log(`log-probe ${VERSION}`);
-      return 0;
-    }
-    if (command.command === "plan") {
-      console.log(renderPlan(command.options));
-      return 0;
-    }
-    const { line, code } = await check(command.options);
-    console.log(line);
-    return code;
   } catch (error) {
-    const message = error instanceof ConfigError
-      ? error.message
-      : error instanceof Deno.errors.NotCapable
-      ? `Deno permission missing: ${reason(error)}`
-      : `Unexpected failure: ${reason(error)}`;
-    console.log(oneLine(`error: ${message}`));
+    const line = oneLine(`error: ${messageOf(error)}`);
+    console.log(json ? JSON.stringify({ verdict: "error", exitCode: 2, message: line }) : line);
     return 2;
   }
 }

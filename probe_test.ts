@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type Answer,
   type CheckOptions,
+  checkQuery,
   exitCode,
   formatCounter,
   formatDuration,
@@ -26,6 +27,7 @@ import { Cluster } from "./testing/cluster.ts";
 
 const TARGET: Target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
 const TRIANGULAR = { window: 60, growth: "triangular" as const };
+const ANY_LINE = { match: [], ignore: [], tail: 300, limitBytes: 262144 };
 
 function checkOptions(args: string[] = []): CheckOptions {
   const command = parseArgs(args);
@@ -153,7 +155,7 @@ Deno.test("parseArgs rejects bad input with one line naming the bad value", () =
 
 Deno.test("the help fits on one screen", () => {
   const lines = HELP.split("\n");
-  assert.ok(lines.length <= 30, `${lines.length} lines`);
+  assert.ok(lines.length <= 40, `${lines.length} lines`);
   assert.ok(lines.every((line) => line.length <= 100));
 });
 
@@ -214,36 +216,41 @@ Deno.test("resolveTarget rejects what would change the request path or leave the
 });
 
 Deno.test("logUrl asks for one timestamped line of the window, bounded, path segments encoded", () => {
-  const url = new URL(logUrl({ ...TARGET, container: "app" }, 180));
+  const url = new URL(
+    logUrl({ ...TARGET, container: "app" }, checkQuery(180, ANY_LINE)),
+  );
   assert.equal(url.pathname, "/api/v1/namespaces/shop/pods/web/log");
   assert.equal(url.searchParams.get("sinceSeconds"), "180");
   assert.equal(url.searchParams.get("tailLines"), "1");
   assert.equal(url.searchParams.get("timestamps"), "true");
   assert.equal(url.searchParams.get("limitBytes"), String(LIMIT_BYTES));
   assert.equal(url.searchParams.get("container"), "app");
-  assert.ok(!logUrl(TARGET, 60).includes("container="));
+  assert.ok(!logUrl(TARGET, checkQuery(60, ANY_LINE)).includes("container="));
+  const last = new URL(logUrl(TARGET, { tailLines: 1, limitBytes: 64 }));
+  assert.equal(last.searchParams.get("sinceSeconds"), null, "last words: the whole current log");
 });
 
 function status(code: number, message: string): Answer {
-  return { status: code, body: JSON.stringify({ kind: "Status", code, message }) };
+  const body = JSON.stringify({ kind: "Status", code, message });
+  return { status: code, body, bytes: body.length };
 }
 
 Deno.test("judge follows the decision table", () => {
   const rows: Array<[Answer, string, number, RegExp]> = [
     [
-      { status: 200, body: "2026-11-25T12:00:00Z hi\n" },
+      { status: 200, body: "2026-11-25T12:00:00Z hi\n", bytes: 24 },
       "alive",
       0,
       /^alive: output in the last 360s/,
     ],
-    [{ status: 200, body: "2026-11-25T12:00:00.5Z \n" }, "alive", 0, /^alive/],
+    [{ status: 200, body: "2026-11-25T12:00:00.5Z \n", bytes: 24 }, "alive", 0, /^alive/],
     [
-      { status: 200, body: "" },
+      { status: 200, body: "", bytes: 0 },
       "silent",
       3,
       /^silent: no output in the last 360s \(3 silent checks in a row; next window 600s\)$/,
     ],
-    [{ status: 200, body: "<html>proxy</html>" }, "unknown", 2, /not a container log/],
+    [{ status: 200, body: "<html>proxy</html>", bytes: 18 }, "unknown", 2, /not a container log/],
     [
       { failure: "unreachable", detail: "tcp connect error: Connection refused" },
       "unknown",
@@ -277,10 +284,10 @@ Deno.test("judge follows the decision table", () => {
       2,
       /certificate rejected/,
     ],
-    [{ status: 302, body: "" }, "error", 2, /302/],
+    [{ status: 302, body: "", bytes: 0 }, "error", 2, /302/],
   ];
   for (const [answer, verdict, silentChecks, message] of rows) {
-    const outcome = judge(answer, 2, TRIANGULAR, TARGET);
+    const outcome = judge(answer, 2, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
     assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
     assert.equal(outcome.silentChecks, verdict === "alive" ? 0 : silentChecks);
     assert.match(outcome.message, message);
@@ -397,7 +404,7 @@ Deno.test("a silent window fails the probe and widens the next window", async ()
   assert.equal(first.code, 1);
   assert.equal(
     first.stdout,
-    "silent: no output in the last 60s (1 silent check in a row; next window 180s)\n",
+    "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
   );
   assert.equal(await c.counter(), `1 ${c.instance()}\n`);
   c.server.now += 60_000;
@@ -762,9 +769,11 @@ Deno.test("a 300-check timeline matches the schedule model check by check, resta
 
     const run = await c.run();
     const file = await c.counter();
-    const got = `exit ${run.code}, sinceSeconds ${
-      c.server.seen.at(-1)!.query.get("sinceSeconds")
-    }, counter ${file === undefined ? 0 : file}`;
+    // The check's own request; a silent check adds one for the last words, without a window.
+    const asked = c.server.seen.filter((s) => s.query.has("sinceSeconds")).at(-1)!;
+    const got = `exit ${run.code}, sinceSeconds ${asked.query.get("sinceSeconds")}, counter ${
+      file === undefined ? 0 : file
+    }`;
     const want = `exit ${alive ? 0 : 1}, sinceSeconds ${window}, counter ${
       file === undefined && alive ? 0 : `${silentChecks} ${c.instance()}\n`
     }`;

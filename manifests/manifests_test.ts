@@ -530,7 +530,7 @@ Deno.test({
       const silent = await pod.exec();
       assert.equal(
         silent.stdout,
-        "silent: no output in the last 10s (1 silent check in a row; next window 30s)\n",
+        "silent: no output in the last 10s (1 silent check in a row; next window 30s); last output 11s ago\n",
       );
     });
   },
@@ -547,7 +547,7 @@ Deno.test({
       assert.equal(full.stderr, "");
       assert.equal(
         full.stdout,
-        "silent: no output in the last 60s (1 silent check in a row; next window 180s)\n",
+        "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
       );
       assert.equal(full.code, 1);
       const reduced: Array<[string, string[]]> = [];

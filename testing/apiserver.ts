@@ -209,6 +209,8 @@ export class FakeApiServer {
   readonly seen: Seen[] = [];
   /** When set, every request gets this answer. */
   override: Override | undefined;
+  /** When set, access reviews get this answer (a 403 from an admission webhook, say). */
+  reviewOverride: Override | undefined;
   readonly url: string;
   readonly port: number;
   #server: Deno.HttpServer<Deno.NetAddr>;
@@ -220,7 +222,7 @@ export class FakeApiServer {
       cert: pki.serverCert,
       key: pki.serverKey,
       onListen: () => {},
-    }, (request) => this.#answer(request));
+    }, async (request) => await this.#answer(request));
     this.port = this.#server.addr.port;
     this.url = `https://${hostname}:${this.port}`;
   }
@@ -254,9 +256,9 @@ export class FakeApiServer {
     return this.#server.shutdown();
   }
 
-  #answer(request: Request): Response {
+  async #answer(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const answer = this.override ?? this.#route(request, url);
+    const answer = this.override ?? await this.#route(request, url);
     const body = typeof answer.body === "string"
       ? new TextEncoder().encode(answer.body)
       : answer.body;
@@ -266,16 +268,37 @@ export class FakeApiServer {
       status: answer.status,
       bytes: body.length,
     });
-    return new Response(body, {
-      status: answer.status,
-      headers: answer.headers ?? { "content-type": "text/plain" },
-    });
+    const headers = new Headers(answer.headers ?? { "content-type": "text/plain" });
+    headers.set("date", new Date(this.now).toUTCString()); // the virtual clock
+    return new Response(body, { status: answer.status, headers });
   }
 
-  #route(request: Request, url: URL): Override {
+  async #route(request: Request, url: URL): Promise<Override> {
     const auth = request.headers.get("authorization") ?? "";
     const user = auth.startsWith("Bearer ") ? this.tokens.get(auth.slice(7)) : undefined;
     if (user === undefined) return status(401, "Unauthorized", "Unauthorized");
+    if (request.method === "GET" && url.pathname === "/version") {
+      return {
+        status: 200,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ major: "1", minor: "32", gitVersion: "v1.32.4" }),
+      };
+    }
+    if (
+      request.method === "POST" &&
+      url.pathname === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    ) {
+      if (this.reviewOverride) return this.reviewOverride;
+      const review = await request.json();
+      const a = review.spec?.resourceAttributes ?? {};
+      const allowed = a.verb === "get" && a.resource === "pods" && a.subresource === "log" &&
+        this.grants.has(`${a.namespace}/${user}`);
+      return {
+        status: 201,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...review, status: { allowed } }),
+      };
+    }
     const match = url.pathname.match(
       /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/,
     );

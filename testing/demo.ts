@@ -50,7 +50,9 @@ for (let t = 120; restartedAt === undefined; t += PERIOD) {
   }
   const run = await cluster.run();
   const verdict = run.stdout.split(":")[0];
-  const window = Number(server.seen.at(-1)?.query.get("sinceSeconds"));
+  const window = Number(
+    server.seen.filter((s) => s.query.has("sinceSeconds")).at(-1)?.query.get("sinceSeconds"),
+  );
   const counter = (await cluster.counter())?.split(" ")[0] ?? "0";
   failures = run.code === 0 ? 0 : failures + 1;
   const kubelet = run.code === 0
