@@ -562,9 +562,11 @@ export function newestCounting(
 ): { stamp?: string; text?: string; lines: number } {
   const lines = body.split("\n");
   const complete = lines.length - 1; // the last piece is empty, or a line cut by limitBytes
-  for (let i = lines.length - 1; i >= 0; i--) {
+  // With patterns, a line cut by limitBytes is not tested: its end is missing.
+  const last = body.endsWith("\n") || !filtering(options) ? lines.length - 1 : lines.length - 2;
+  for (let i = last; i >= 0; i--) {
     const stamp = lines[i].match(TIMESTAMP)?.[0];
-    if (stamp === undefined) continue; // a line cut by limitBytes, or the empty end
+    if (stamp === undefined) continue; // the empty end, or a line cut inside its timestamp
     const text = lines[i].slice(stamp.length);
     if (counts(text, options)) return { stamp: stamp.trim(), text, lines: complete };
   }
@@ -1292,34 +1294,41 @@ export async function backtest(
   let malformed = 0;
   let first: HistoryLine | undefined;
   let previous: HistoryLine | undefined;
+  let living: HistoryLine | undefined; // the newest line that counts
   let longest = { seconds: 0, from: "", to: "" };
   let nextCheck = 0;
   let checks = 0;
   let silentChecks = 0;
   let failures = 0;
-  let nearest = { failures: 0, at: "" };
+  let nearest = { failures: 0, at: "" }; // the longest streak that did not end in a restart
+  let streakEnd = "";
+  let boundHit = 0;
+  let restarted = false;
   const restarts: Array<{ at: number; silence: number }> = [];
 
   const checkAt = (now: number) => {
+    if (restarted) return; // the real container did not restart: wait for its next line
     checks++;
     const query = checkQuery(windowFor(silentChecks, options), options);
     const outcome = judge(kubeletAnswer(ring, now, query), silentChecks, options, target);
     silentChecks = outcome.silentChecks;
+    if (outcome.verdict === "unknown") boundHit++; // the only unknown a replay can meet
     if (outcome.verdict !== "silent") {
+      if (failures > nearest.failures) nearest = { failures, at: streakEnd };
       failures = 0;
       return;
     }
     failures++;
+    streakEnd = new Date(now).toISOString();
     if (failures >= options.failureThreshold) {
-      restarts.push({ at: now, silence: (now - (previous?.ms ?? now)) / 1000 });
+      restarts.push({ at: now, silence: (now - (living?.ms ?? now)) / 1000 });
       failures = silentChecks = 0; // a restarted container starts afresh
-    } else if (failures > nearest.failures) {
-      nearest = { failures, at: new Date(now).toISOString() };
+      restarted = true;
     }
   };
   const take = (raw: string) => {
     const stamp = raw.match(TIMESTAMP)?.[0];
-    const ms = stamp ? Date.parse(stamp) : NaN;
+    const ms = stamp ? Date.parse(stamp.trim()) : NaN;
     if (!stamp || Number.isNaN(ms) || (previous && ms < previous.ms)) {
       if (raw !== "") malformed++;
       return;
@@ -1338,12 +1347,15 @@ export async function backtest(
       checkAt(nextCheck);
       nextCheck += options.period * 1000;
     }
-    if (previous && (ms - previous.ms) / 1000 > longest.seconds) {
-      longest = { seconds: (ms - previous.ms) / 1000, from: previous.stamp, to: line.stamp };
-    }
     ring.push(line);
     if (ring.length > keep) ring.shift();
     previous = line;
+    if (!counts(line.text, options)) return;
+    if (living && (ms - living.ms) / 1000 > longest.seconds) {
+      longest = { seconds: (ms - living.ms) / 1000, from: living.stamp, to: line.stamp };
+    }
+    living = line;
+    restarted = false;
   };
 
   let file: Deno.FsFile;
@@ -1380,6 +1392,11 @@ export async function backtest(
       `No timestamped lines in ${quote(options.logFile)}: use kubectl logs --timestamps`,
     );
   }
+  if (failures > nearest.failures) nearest = { failures, at: streakEnd };
+  if (living && (previous.ms - living.ms) / 1000 > longest.seconds) {
+    const seconds = (previous.ms - living.ms) / 1000;
+    longest = { seconds, from: living.stamp, to: `the end of the log (${previous.stamp})` };
+  }
   const span = (previous.ms - first.ms) / 1000;
   const when = (ms: number) => new Date(ms).toISOString();
   const report = [
@@ -1408,6 +1425,13 @@ export async function backtest(
       ? `nearest call without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row at ${nearest.at}`
       : "nearest call without a restart: no failed check",
   ];
+  if (boundHit) {
+    report.push(
+      `${
+        plural(boundHit, "check")
+      } hit the --tail/--limit-bytes bound before a line decided (unknown, not counted): raise them to cover the window`,
+    );
+  }
   return report.join("\n");
 }
 

@@ -156,10 +156,7 @@ export class Cluster {
       args: [
         ...flags,
         PROBE,
-        // `plan` must come first and takes no check flags
-        ...(args[0] === "plan" || options.bare
-          ? args
-          : [...this.#pathArgs(options.stateFile ?? this.stateFile), ...args]),
+        ...this.#withPaths(args, options),
       ],
       env,
       clearEnv: true,
@@ -181,6 +178,14 @@ export class Cluster {
     };
     this.outputs.push(run.stdout, run.stderr);
     return run;
+  }
+
+  /** The pod's path flags, after the subcommand (which must come first); none for plan and backtest. */
+  #withPaths(args: string[], options: RunOptions): string[] {
+    const paths = this.#pathArgs(options.stateFile ?? this.stateFile);
+    if (options.bare || args[0] === "plan" || args[0] === "backtest") return args;
+    if (args[0] === "check" || args[0] === "doctor") return [args[0], ...paths, ...args.slice(1)];
+    return [...paths, ...args];
   }
 
   #pathArgs(stateFile: string): string[] {

@@ -1,0 +1,352 @@
+/**
+ * Heartbeat patterns (--match, --ignore), last words, --output json, doctor
+ * and backtest: each run as the real probe against the test server.
+ */
+import assert from "node:assert/strict";
+import {
+  checkQuery,
+  counts,
+  type LineOptions,
+  MATCHED_CHARS,
+  newestCounting,
+  parseArgs,
+  type PlanOptions,
+  simulate,
+} from "../probe.ts";
+import { rfc3339Nano } from "./apiserver.ts";
+import { Cluster, denoFlags, PROBE } from "./cluster.ts";
+
+const lineOptions = (match: string[], ignore: string[] = []): LineOptions => ({
+  match: match.map((p) => new RegExp(p)),
+  ignore: ignore.map((p) => new RegExp(p)),
+  tail: 300,
+  limitBytes: 262144,
+});
+
+// ---------------------------------------------------------------------------
+// Heartbeat patterns
+
+Deno.test("counts: --ignore wins over --match; only the first 4096 characters are tested", () => {
+  const options = lineOptions(["processed job \\d+"], ["retrying"]);
+  assert.ok(counts("processed job 42", options));
+  assert.ok(!counts("worker v1.2 started", options));
+  assert.ok(!counts("processed job 42, retrying", options));
+  assert.ok(counts("anything", lineOptions([], ["retrying"])));
+  assert.ok(!counts(`${"x".repeat(MATCHED_CHARS)}processed job 1`, options));
+  assert.deepEqual(checkQuery(60, options), {
+    sinceSeconds: 60,
+    tailLines: 300,
+    limitBytes: 262144,
+  });
+});
+
+Deno.test("newestCounting reads newest first and strips timestamps", () => {
+  const body = "2026-11-25T12:00:00Z processed job 1\n2026-11-25T12:00:01.5Z retrying\n";
+  const newest = newestCounting(body, lineOptions([], ["retrying"]));
+  assert.deepEqual(newest, { stamp: "2026-11-25T12:00:00Z", text: "processed job 1", lines: 2 });
+  assert.deepEqual(newestCounting(body, lineOptions(["nothing"])), { lines: 2 });
+});
+
+Deno.test("a bad pattern is exit 2 with the pattern and the reason", async () => {
+  assert.throws(() => parseArgs(["--match", "("]), /Invalid --match "\(": Unterminated group/);
+  const c = await Cluster.start();
+  const run = await c.run(["--ignore", "[z-a]"]);
+  assert.equal(run.code, 2);
+  assert.equal(
+    run.stdout,
+    'error: Invalid --ignore "[z-a]": Range out of order in character class\n',
+  );
+  assert.equal(c.server.seen.length, 0);
+  await c.stop();
+});
+
+Deno.test("--match: a worker that only logs its banner is silent; one that processes jobs is alive", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, "worker v1.2 started", "app", c.server.now - 10_000);
+  const banner = await c.run(["--match", "processed job \\d+"]);
+  assert.equal(banner.code, 1);
+  assert.match(banner.stdout, /^silent: no matching output in the last 60s \(1 silent check/);
+  const asked = c.server.seen.find((s) => s.query.has("sinceSeconds"))!.query;
+  assert.equal(asked.get("tailLines"), "300");
+  assert.equal(asked.get("limitBytes"), "262144");
+  c.server.log(c.pod, "processed job 42", "app", c.server.now - 5_000);
+  c.server.log(c.pod, "heartbeat", "app", c.server.now - 1_000);
+  const working = await c.run(["--match", "processed job \\d+", "--match", "^task done"]);
+  assert.equal(working.code, 0);
+  assert.match(working.stdout, /^alive: matching output in the last 180s \(after 1 silent check/);
+  await c.stop();
+});
+
+Deno.test("--ignore: a worker stuck printing retries is silent, and restarted in the end", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, "processed job 7", "app", c.server.now - 600_000);
+  for (let i = 0; i < 50; i++) {
+    c.server.log(c.pod, "connection refused, retrying", "app", c.server.now - 50_000 + i * 1000);
+  }
+  const stuck = await c.run(["--ignore", "retrying"]);
+  assert.equal(stuck.code, 1);
+  assert.match(stuck.stdout, /^silent: no matching output in the last 60s/);
+  // Without --ignore the same log looks alive: that is the point of --ignore.
+  assert.equal((await c.run()).code, 0);
+  await c.stop();
+});
+
+Deno.test("the bound is hit before a line decides: unknown, counter kept, and the line says so", async () => {
+  const c = await Cluster.start();
+  await c.setCounter(2);
+  c.server.log(c.pod, "processed job 7", "app", c.server.now - 100_000);
+  for (let i = 0; i < 400; i++) {
+    c.server.log(c.pod, "connection refused, retrying", "app", c.server.now - 40_000 + i * 10);
+  }
+  const tail = await c.run(["--ignore", "retrying"]);
+  assert.equal(tail.code, 0);
+  assert.match(
+    tail.stdout,
+    /^unknown: no line that counts in the last 300 lines \(\d+ bytes\), and the 360s window holds more \(raise --tail\/--limit-bytes\); not counted \(2 silent checks in a row kept\)$/m,
+  );
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  const bytes = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
+  assert.equal(bytes.code, 0);
+  assert.match(bytes.stdout, /^unknown: no line that counts in the last \d+ lines \(1000 bytes\)/);
+  // A larger tail reaches the job line: alive.
+  const wide = await c.run(["--ignore", "retrying", "--tail", "500"]);
+  assert.equal(wide.code, 0);
+  assert.match(wide.stdout, /^alive: matching output in the last 360s/);
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// Last words and --output json
+
+Deno.test("last words: a silent line says when the container last wrote; --last-line quotes it", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, 'waiting for upstream\u001b[0m "db"', "app", c.server.now - 7384_000);
+  const before = c.server.seen.length;
+  const silent = await c.run();
+  assert.equal(silent.code, 1);
+  assert.equal(
+    silent.stdout,
+    "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 2h3m4s ago\n",
+  );
+  const [check, last] = c.server.seen.slice(before);
+  assert.equal(check.query.get("sinceSeconds"), "60");
+  assert.equal(last.query.get("sinceSeconds"), null);
+  assert.equal(last.query.get("tailLines"), "1");
+  assert.ok(last.bytes <= 64);
+  const quoted = await c.run(["--last-line"]);
+  assert.equal(
+    quoted.stdout,
+    'silent: no output in the last 180s (2 silent checks in a row; next window 360s); last output 2h3m4s ago; last line: "waiting for upstream\\u001b[0m \\"db\\""\n',
+  );
+  c.server.log(c.pod, "x".repeat(1000), "app", c.server.now - 7384_000);
+  const long = await c.run(["--last-line"]);
+  assert.equal(long.stdout.length, 200, "cut to 199 characters and a newline");
+  assert.ok(long.stdout.endsWith("…\n"));
+  // Alive checks make no second request.
+  c.server.log(c.pod, "back");
+  const requests = c.server.seen.length;
+  assert.equal((await c.run()).code, 0);
+  assert.equal(c.server.seen.length, requests + 1);
+  await c.stop();
+});
+
+Deno.test("--output json: the verdict as one object", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, "processed job 1", "app", c.server.now - 5_000);
+  const alive = await c.run(["--output", "json"]);
+  assert.deepEqual(JSON.parse(alive.stdout), {
+    verdict: "alive",
+    exitCode: 0,
+    window: 60,
+    silentChecks: 0,
+    lastOutput: rfc3339Nano(c.server.now - 5_000),
+    message: "alive: output in the last 60s",
+  });
+  c.server.now += 120_000;
+  const silent = JSON.parse((await c.run(["--output=json"])).stdout);
+  assert.equal(silent.verdict, "silent");
+  assert.equal(silent.exitCode, 1);
+  assert.equal(silent.silentChecks, 1);
+  assert.equal(silent.lastOutput, rfc3339Nano(c.server.now - 125_000));
+  const error = await c.run(["--output", "json", "--growth", "sideways"]);
+  assert.equal(error.code, 2);
+  assert.deepEqual(JSON.parse(error.stdout), {
+    verdict: "error",
+    exitCode: 2,
+    message: 'error: Invalid --growth "sideways": use triangular, linear, exponential, fixed',
+  });
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// doctor
+
+Deno.test("doctor: every item passes on a good set-up, exit 0", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, "processed job 1");
+  const run = await c.run(["doctor"]);
+  assert.equal(run.code, 0, run.stdout);
+  const lines = run.stdout.trimEnd().split("\n");
+  assert.ok(lines.every((line) => line.startsWith("✓ ")), run.stdout);
+  assert.match(run.stdout, /✓ pod shop\/worker-7d9f, API server https:\/\/127\.0\.0\.1:\d+/);
+  assert.match(
+    run.stdout,
+    /✓ API server reachable, certificate verified, token accepted \(Kubernetes v1\.32\.4\)/,
+  );
+  assert.match(run.stdout, /✓ allowed to get pods\/log in shop/);
+  assert.match(run.stdout, /✓ log request \(window 60s\): alive: output in the last 60s/);
+  assert.match(run.stdout, /✓ counter .*counter readable and writable/);
+  assert.ok(!run.stdout.includes(c.token));
+  assert.equal(await c.counter(), undefined, "doctor does not touch the counter");
+  await c.stop();
+});
+
+Deno.test("doctor: an access review refused, RBAC missing, a missing CA, a missing permission", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, "processed job 1");
+  c.server.reviewOverride = {
+    status: 403,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      kind: "Status",
+      code: 403,
+      message: "selfsubjectaccessreviews is forbidden by policy",
+    }),
+  };
+  const refused = await c.run(["doctor"]);
+  assert.equal(refused.code, 2);
+  assert.match(
+    refused.stdout,
+    /✗ the access review failed \(403 selfsubjectaccessreviews is forbidden by policy\)/,
+  );
+  c.server.reviewOverride = undefined;
+  c.server.grants.clear();
+  const rbac = await c.run(["doctor"]);
+  assert.equal(rbac.code, 2);
+  assert.match(rbac.stdout, /✗ not allowed to get pods\/log in shop: apply manifests\/rbac\.yaml/);
+  assert.match(rbac.stdout, /✗ log request \(window 60s\): error: forbidden/);
+  await Deno.remove(`${c.paths.serviceAccountDir}/ca.crt`);
+  const noCa = await c.run(["doctor"]);
+  assert.equal(noCa.code, 2);
+  assert.match(noCa.stdout, /✗ No CA certificate at .*ca\.crt/);
+  assert.match(noCa.stdout, /✓ pod shop\/worker-7d9f/, "the other items are still checked");
+  const flags = denoFlags(c.paths, `127.0.0.1:${c.server.port}`)
+    .filter((flag) => !flag.startsWith("--allow-write"));
+  const noWrite = await c.run(["doctor"], { flags });
+  assert.equal(noWrite.code, 2);
+  assert.match(
+    noWrite.stdout,
+    new RegExp(`✗ Deno permissions missing: add --allow-write=${c.paths.stateDir}`),
+  );
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// backtest
+
+/** `kubectl logs --timestamps` text for lines at the given seconds after `start`. */
+function history(start: number, seconds: number[], text = (i: number) => `processed job ${i}`) {
+  return seconds.map((s, i) => `${rfc3339Nano(start + s * 1000)} ${text(i)}\n`).join("");
+}
+
+async function backtest(c: Cluster, file: string, args: string[] = []) {
+  return await c.run(["backtest", "--log-file", file, ...args], {
+    flags: ["run", "--no-prompt", "--no-config", `--allow-read=${file}`],
+  });
+}
+
+Deno.test("backtest: the restart it predicts is the one plan predicts for the same silence", async () => {
+  const c = await Cluster.start();
+  const start = Date.parse("2026-11-20T00:00:00Z");
+  // An hour of a line every 30 s, three hours of silence, an hour of output again.
+  const busy = Array.from({ length: 120 }, (_, i) => i * 30);
+  const again = Array.from({ length: 120 }, (_, i) => 4 * 3600 + i * 30);
+  const file = `${c.dir}/app.log`;
+  await Deno.writeTextFile(
+    file,
+    history(start, [...busy, ...again]) + "not a log line\n\n2026-13-45T99:99:99Z bad\n",
+  );
+  const run = await backtest(c, file);
+  assert.equal(run.code, 0, run.stdout);
+  const lastBusy = busy.at(-1)!;
+  // Checks run every 60 s from the first line + 60 s: the first after the last busy line.
+  const firstCheck = Math.floor(lastBusy / 60) * 60 + 60;
+  const plan: PlanOptions = { window: 60, growth: "triangular", period: 60, failureThreshold: 15 };
+  const silence = simulate(plan, firstCheck - lastBusy).restartAfter;
+  const at = new Date(start + (lastBusy + silence) * 1000).toISOString();
+  assert.match(run.stdout, new RegExp(`restarts: 1, at ${at} after 2h1[45]m\\d*s? of silence`));
+  assert.match(
+    run.stdout,
+    /240 lines from 2026-11-20T00:00:00Z to 2026-11-20T04:59:30Z \(4h59m30s\)/,
+  );
+  assert.match(run.stdout, /2 malformed lines skipped/);
+  assert.match(
+    run.stdout,
+    /longest silence: 3h30s from 2026-11-20T00:59:30Z to 2026-11-20T04:00:00Z/,
+  );
+  // With a 30 minute cap the window never reaches back: the restart comes sooner.
+  const capped = await backtest(c, file, ["--max-window", "30m"]);
+  assert.match(capped.stdout, /restarts: 1, at .* after (4[0-9]|5[0-9])m\d*s? of silence/);
+  await c.stop();
+});
+
+Deno.test("backtest: --ignore turns a retry loop into the restart it should be", async () => {
+  const c = await Cluster.start();
+  const start = Date.parse("2026-11-20T00:00:00Z");
+  const seconds = Array.from({ length: 4 * 360 }, (_, i) => i * 10); // 4 hours, every 10 s
+  const file = `${c.dir}/retry.log`;
+  await Deno.writeTextFile(
+    file,
+    history(start, seconds, (i) => i < 60 ? `processed job ${i}` : "connection refused, retrying"),
+  );
+  const plain = await backtest(c, file);
+  assert.match(plain.stdout, /restarts: none/);
+  assert.match(plain.stdout, /nearest call without a restart: no failed check/);
+  // 300 lines are 50 minutes of this loop: once the window is longer, the bound decides nothing.
+  const short = await backtest(c, file, ["--ignore", "retrying"]);
+  assert.match(short.stdout, /restarts: none/);
+  assert.match(
+    short.stdout,
+    /\d+ checks hit the --tail\/--limit-bytes bound before a line decided/,
+  );
+  const covering = ["--ignore", "retrying", "--tail", "1000", "--limit-bytes", "1000000"];
+  const ignoring = await backtest(c, file, covering);
+  assert.match(ignoring.stdout, /restarts: 1, at /);
+  assert.match(ignoring.stdout, /with --match\/--ignore \(tail 1000\)/);
+  assert.ok(!ignoring.stdout.includes("bound"));
+  await c.stop();
+});
+
+Deno.test("backtest reads a 200 MB log as a stream, in bounded memory", async () => {
+  const c = await Cluster.start();
+  const file = `${c.dir}/big.log`;
+  const handle = await Deno.open(file, { write: true, create: true });
+  const start = Date.parse("2026-11-01T00:00:00Z");
+  const encoder = new TextEncoder();
+  let t = 0;
+  let size = 0;
+  while (size < 200_000_000) {
+    let chunk = "";
+    for (let i = 0; i < 10_000; i++) {
+      t += 1 + (i % 7);
+      chunk += `${new Date(start + t * 1000).toISOString()} processed job ${t} ${"·".repeat(20)}\n`;
+    }
+    const bytes = encoder.encode(chunk);
+    await handle.write(bytes);
+    size += bytes.length;
+  }
+  handle.close();
+  const flags = ["run", "--no-prompt", "--no-config", `--allow-read=${file}`];
+  const output = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", Deno.execPath(), ...flags, PROBE, "backtest", "--log-file", file],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  const rssMiB = Number(new TextDecoder().decode(output.stderr).trim().split("\n").at(-1)) / 1024;
+  assert.equal(output.code, 0, stdout);
+  assert.match(stdout, /restarts: none/);
+  assert.ok(rssMiB < 150, `${rssMiB.toFixed(0)} MiB for ${Math.round(size / 1e6)} MB`);
+  console.log(`backtest: ${Math.round(size / 1e6)} MB log, peak RSS ${rssMiB.toFixed(0)} MiB`);
+  await c.stop();
+});
