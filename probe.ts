@@ -218,7 +218,8 @@ Lines (check, doctor, backtest):
   --ignore REGEX          matching lines never are (repeatable); newest line first, timestamp
                           stripped, only its first ${MATCHED_CHARS} characters tested
   --tail N                lines asked for with --match or --ignore (${DEFAULTS.tail})
-  --limit-bytes N         bytes asked for with --match or --ignore (${DEFAULTS.limitBytes})
+  --limit-bytes N         bytes asked for with them (${DEFAULTS.limitBytes}); a window holding more
+                          than that, none of it counting: unknown
 Kubelet (plan, backtest):
   --period DURATION       the probe's periodSeconds (60s)
   --failure-threshold N   the probe's failureThreshold (15)
@@ -702,14 +703,14 @@ export function exitCode(verdict: Verdict, onApiError: "ignore" | "fail"): numbe
     : 0;
 }
 
-/** One printable line: control characters escaped, cut to {@linkcode MAX_LINE}. */
-export function oneLine(text: string): string {
+/** One printable line: control characters escaped, cut to `max` ({@linkcode MAX_LINE}). */
+export function oneLine(text: string, max = MAX_LINE): string {
   const line = text.replace(
     // deno-lint-ignore no-control-regex
     /[\x00-\x1f\x7f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
-  return line.length > MAX_LINE ? `${line.slice(0, MAX_LINE - 1)}…` : line;
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
 /** What the counter file says: the count, and the container instance it counts for. */
@@ -1258,7 +1259,9 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
       );
     }
   }
-  return { lines: lines.map(oneLine), ok: !lines.some((line) => line.startsWith("✗")) };
+  // Read by a person at a terminal, not the kubelet: lines are not cut.
+  const shown = lines.map((line) => oneLine(line, Infinity));
+  return { lines: shown, ok: !lines.some((line) => line.startsWith("✗")) };
 }
 
 /** One line of `kubectl logs --timestamps`, kept for the replay. */

@@ -153,6 +153,11 @@ Deno.test("parseArgs rejects bad input with one line naming the bad value", () =
   }
 });
 
+Deno.test("the README shows the help as it is", async () => {
+  const readme = await Deno.readTextFile(new URL("README.md", import.meta.url));
+  assert.ok(readme.includes(HELP.split("\n").slice(2).join("\n")));
+});
+
 Deno.test("the help fits on one screen", () => {
   const lines = HELP.split("\n");
   assert.ok(lines.length <= 40, `${lines.length} lines`);
