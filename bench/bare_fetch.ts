@@ -3,6 +3,7 @@
 // Usage: bare_fetch.ts SERVICE_ACCOUNT_DIR URL
 const [dir, url] = Deno.args;
 const token = Deno.readTextFileSync(`${dir}/token`).trim();
-const client = Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(`${dir}/ca.crt`)] });
+const ca = Deno.readTextFileSync(`${dir}/ca.crt`);
+const client = Deno.createHttpClient({ caCerts: [ca], http2: false }); // as probe.ts
 const response = await fetch(url, { client, headers: { authorization: `Bearer ${token}` } });
 console.log(await response.text());
