@@ -1018,6 +1018,34 @@ function targetOf(options: CheckOptions): Target {
   return resolveTarget(options, env, () => readText(`${options.serviceAccountDir}/namespace`));
 }
 
+/** The counter this check starts from (none with `fixed` growth). */
+function counterOf(options: CheckOptions): Counter {
+  return options.growth === "fixed"
+    ? { silentChecks: 0, instance: "-" }
+    : loadCounter(options.stateFile, instanceOf(options.terminationMessagePath));
+}
+
+/** The check's one request, for the window the counter calls for, and its verdict. */
+async function lookAtWindow(
+  target: Target,
+  options: CheckOptions,
+  counter: Counter,
+  credentials: Credentials,
+  signal: AbortSignal,
+): Promise<Outcome> {
+  const query = checkQuery(windowFor(counter.silentChecks, options), options);
+  const answer = await call(logUrl(target, query), credentials, signal, {
+    limit: Math.max(MAX_BODY, query.limitBytes),
+  });
+  const timedOut = "failure" in answer && answer.failure === "timeout";
+  return judge(
+    timedOut ? { ...answer, detail: formatDuration(options.timeout) } : answer,
+    counter.silentChecks,
+    options,
+    target,
+  );
+}
+
 /** What one check did: the outcome, the notes on its counter, and how to exit. */
 export interface CheckResult {
   outcome: Outcome;
@@ -1037,20 +1065,11 @@ function ago(stamp: string, now?: string): string {
 export async function check(options: CheckOptions): Promise<CheckResult> {
   const target = targetOf(options);
   const counting = options.growth !== "fixed";
-  const counter = counting
-    ? loadCounter(options.stateFile, instanceOf(options.terminationMessagePath))
-    : { silentChecks: 0, instance: "-" };
+  const counter = counterOf(options);
   const credentials = readCredentials(options.serviceAccountDir);
   const deadline = Date.now() + options.timeout * 1000;
   const signal = AbortSignal.timeout(options.timeout * 1000);
-  const query = checkQuery(windowFor(counter.silentChecks, options), options);
-  let answer = await call(logUrl(target, query), credentials, signal, {
-    limit: Math.max(MAX_BODY, query.limitBytes),
-  });
-  if ("failure" in answer && answer.failure === "timeout") {
-    answer = { ...answer, detail: formatDuration(options.timeout) };
-  }
-  const outcome = judge(answer, counter.silentChecks, options, target);
+  const outcome = await lookAtWindow(target, options, counter, credentials, signal);
   let lastWords = "";
   let quoted = "";
   // Last words: one more bounded request, only on the silent path, only when time allows.
@@ -1225,14 +1244,7 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
           })`,
         );
       }
-      const counter = counting
-        ? loadCounter(options.stateFile, instanceOf(options.terminationMessagePath))
-        : { silentChecks: 0, instance: "-" };
-      const query = checkQuery(windowFor(counter.silentChecks, options), options);
-      const answer = await call(logUrl(target, query), credentials, signal, {
-        limit: Math.max(MAX_BODY, query.limitBytes),
-      });
-      const outcome = judge(answer, counter.silentChecks, options, target);
+      const outcome = await lookAtWindow(target, options, counterOf(options), credentials, signal);
       const said = `log request (window ${outcome.window}s): ${outcome.message}`;
       if (outcome.verdict === "alive" || outcome.verdict === "silent") pass(said);
       else fail(said);
@@ -1243,7 +1255,7 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
     pass("no counter file (--growth fixed)");
   } else {
     try {
-      const counter = loadCounter(options.stateFile, instanceOf(options.terminationMessagePath));
+      const counter = counterOf(options);
       const probe = `${options.stateFile}.doctor.${Deno.pid}`;
       Deno.writeTextFileSync(probe, "");
       Deno.removeSync(probe);

@@ -23,7 +23,7 @@ import {
   windowFor,
 } from "./probe.ts";
 import { FakeApiServer, makePki, readLogs } from "./testing/apiserver.ts";
-import { Cluster } from "./testing/cluster.ts";
+import { Cluster, denoFlags } from "./testing/cluster.ts";
 
 const TARGET: Target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
 const TRIANGULAR = { window: 60, growth: "triangular" as const };
@@ -451,7 +451,7 @@ Deno.test("the API server refusing connections is unknown: exit 0, counter kept;
   const port = closed.addr.port;
   closed.close();
   const args = ["--server", `https://127.0.0.1:${port}`];
-  const flags = ["run", "--no-prompt", "--no-config", ...allowAll(c, `127.0.0.1:${port}`)];
+  const flags = denoFlags(c.paths, `127.0.0.1:${port}`);
   const run = await c.run(args, { flags });
   assert.equal(run.code, 0);
   assert.match(
@@ -466,16 +466,6 @@ Deno.test("the API server refusing connections is unknown: exit 0, counter kept;
   await c.stop();
 });
 
-function allowAll(c: Cluster, host: string): string[] {
-  const p = c.paths;
-  return [
-    `--allow-read=${p.serviceAccountDir},${p.terminationMessagePath},${p.stateDir}`,
-    `--allow-write=${p.stateDir}`,
-    "--allow-env",
-    `--allow-net=${host}`,
-  ];
-}
-
 Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", async () => {
   const c = await cluster();
   await c.setCounter(1);
@@ -485,14 +475,14 @@ Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", a
   })();
   const host = `127.0.0.1:${listener.addr.port}`;
   const closed = await c.run(["--server", `https://${host}`], {
-    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, host)],
+    flags: denoFlags(c.paths, host),
   });
   assert.equal(closed.code, 0);
   assert.match(closed.stdout, /^unknown: API server unreachable: .*(eof|reset|closed)/i);
   listener.close();
   await closer.catch(() => {});
   const dns = await c.run(["--server", "https://no-such-host.invalid"], {
-    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, "no-such-host.invalid")],
+    flags: denoFlags(c.paths, "no-such-host.invalid"),
   });
   assert.equal(dns.code, 0);
   assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
@@ -509,7 +499,7 @@ Deno.test("an API server that never answers: the probe gives up on its own deadl
   })();
   const host = `127.0.0.1:${listener.addr.port}`;
   const run = await c.run(["--server", `https://${host}`, "--timeout", "1s"], {
-    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, host)],
+    flags: denoFlags(c.paths, host),
   });
   assert.equal(run.code, 0);
   assert.equal(run.stdout, "unknown: no answer from the API server within 1s; not counted\n");
@@ -595,7 +585,7 @@ Deno.test("a server certificate for another host name is refused", async () => {
   await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, pki.caCert);
   const run = await c.run([], {
     env: { KUBERNETES_SERVICE_PORT: String(server.port) },
-    flags: ["run", "--no-prompt", "--no-config", ...allowAll(c, `127.0.0.1:${server.port}`)],
+    flags: denoFlags(c.paths, `127.0.0.1:${server.port}`),
   });
   assert.equal(run.code, 2);
   assert.match(
@@ -687,7 +677,7 @@ Deno.test("a counter that cannot be written never turns output into a failure", 
   await c.setCounter(2);
   c.server.log(c.pod, "still here");
   await Deno.chmod(c.paths.stateDir, 0o500);
-  const flags = ["run", "--no-prompt", "--no-config", ...allowAll(c, `127.0.0.1:${c.server.port}`)];
+  const flags = denoFlags(c.paths, `127.0.0.1:${c.server.port}`);
   // root ignores file modes: take the write permission away from Deno instead
   flags.splice(flags.findIndex((flag) => flag.startsWith("--allow-write")), 1);
   const run = await c.run([], { flags });

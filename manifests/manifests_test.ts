@@ -9,6 +9,7 @@ import { parseAllDocuments } from "yaml";
 import { type PlanOptions, simulate } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki } from "../testing/apiserver.ts";
 import { compileArgs, compileProbe } from "../testing/compile.ts";
+import { commandOutput } from "../testing/cluster.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 // deno-lint-ignore no-explicit-any
@@ -447,12 +448,6 @@ class SandboxPod {
 /** `ln -s`: Deno.symlink needs unscoped read and write permissions, which the tests do not get. */
 async function symlink(target: string, path: string): Promise<void> {
   await commandOutput("ln", ["-s", target, path]);
-}
-
-async function commandOutput(command: string, args: string[]): Promise<string> {
-  const output = await new Deno.Command(command, { args, stdout: "piped" }).output();
-  assert.ok(output.success, `${command} failed`);
-  return new TextDecoder().decode(output.stdout);
 }
 
 async function withSandbox(

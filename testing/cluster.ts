@@ -45,6 +45,13 @@ export function denoFlags(paths: ProbePaths, host: string): string[] {
   ];
 }
 
+/** Runs a command and returns what it printed; throws if it fails. */
+export async function commandOutput(command: string, args: string[]): Promise<string> {
+  const output = await new Deno.Command(command, { args, stdout: "piped" }).output();
+  if (!output.success) throw new Error(`${command} ${args.join(" ")} failed`);
+  return new TextDecoder().decode(output.stdout);
+}
+
 /** What one probe run printed and returned. */
 export interface Run {
   code: number;

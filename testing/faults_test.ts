@@ -7,18 +7,13 @@
 import assert from "node:assert/strict";
 import { main } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
-import { Cluster, denoFlags } from "./cluster.ts";
+import { Cluster, commandOutput, denoFlags } from "./cluster.ts";
 
 const clusters: Cluster[] = [];
 async function cluster(): Promise<Cluster> {
   const started = await Cluster.start();
   clusters.push(started);
   return started;
-}
-
-/** The flags of a probe run pointed at another server than the cluster's. */
-function flagsFor(c: Cluster, host: string): string[] {
-  return denoFlags(c.paths, host);
 }
 
 /** A TLS server signed by the cluster's CA that does whatever `serve` does with each connection. */
@@ -76,7 +71,7 @@ Deno.test("an answer reset mid-body is unknown, counter kept", async () => {
     conn.close();
   });
   const run = await c.run(["--server", `https://${server.host}`], {
-    flags: flagsFor(c, server.host),
+    flags: denoFlags(c.paths, server.host),
   });
   assert.equal(run.code, 0);
   assert.match(run.stdout, /^unknown: API server unreachable: .*; not counted \(3 silent checks/);
@@ -99,7 +94,7 @@ Deno.test("an answer at one byte per second hits the probe's own deadline: unkno
     }
   });
   const run = await c.run(["--server", `https://${server.host}`, "--timeout", "2s"], {
-    flags: flagsFor(c, server.host),
+    flags: denoFlags(c.paths, server.host),
   });
   assert.equal(run.code, 0);
   assert.equal(
@@ -135,7 +130,9 @@ Deno.test("a 200 that is not a log (a proxy's page) is unknown, and only 4 KiB o
     onListen() {},
   }, () => new Response(stream(), { headers: { "content-type": "text/html" } }));
   const host = `127.0.0.1:${plain.addr.port}`;
-  const streamed = await c.run(["--server", `https://${host}`], { flags: flagsFor(c, host) });
+  const streamed = await c.run(["--server", `https://${host}`], {
+    flags: denoFlags(c.paths, host),
+  });
   assert.equal(streamed.code, 0);
   assert.match(streamed.stdout, /^unknown: answer is not a container log/);
   assert.ok(streamed.ms < 3000, "an endless page does not hold the probe");
@@ -155,7 +152,7 @@ Deno.test("an expired server certificate is an error, never retried without veri
   server.addServiceAccount(c.token, "shop", "log-probe");
   await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, expired.caCert);
   const host = `127.0.0.1:${server.port}`;
-  const run = await c.run(["--server", `https://${host}`], { flags: flagsFor(c, host) });
+  const run = await c.run(["--server", `https://${host}`], { flags: denoFlags(c.paths, host) });
   assert.equal(run.code, 2);
   assert.match(
     run.stdout,
@@ -302,11 +299,6 @@ Deno.test("two probes at once on one counter file: the result is a valid count",
 
 // ---------------------------------------------------------------------------
 // Load
-
-async function commandOutput(command: string, args: string[]): Promise<string> {
-  const output = await new Deno.Command(command, { args, stdout: "piped" }).output();
-  return new TextDecoder().decode(output.stdout);
-}
 
 Deno.test("200 probes of 200 pods at once: each verdict right, nothing left behind", async () => {
   const fdsBefore = (await commandOutput("ls", [`/proc/${Deno.pid}/fd`])).split("\n").length;
