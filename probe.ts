@@ -1064,12 +1064,27 @@ function ago(stamp: string, now?: string): string {
 /** One check, start to end. */
 export async function check(options: CheckOptions): Promise<CheckResult> {
   const target = targetOf(options);
-  const counting = options.growth !== "fixed";
   const counter = counterOf(options);
   const credentials = readCredentials(options.serviceAccountDir);
   const deadline = Date.now() + options.timeout * 1000;
   const signal = AbortSignal.timeout(options.timeout * 1000);
   const outcome = await lookAtWindow(target, options, counter, credentials, signal);
+  const notes = counter.note ? [counter.note] : [];
+  // Only a check that saw the log moves the counter, and it is saved before anything else can
+  // take time. The file is written even when the count stays 0: a missing file would cost
+  // every later check a NotFound error, 1 MiB at peak (bench/).
+  const seen = outcome.verdict === "alive" || outcome.verdict === "silent";
+  const changed = outcome.silentChecks !== counter.silentChecks || counter.note || counter.missing;
+  if (options.growth !== "fixed" && seen && changed) {
+    try {
+      saveCounter(options.stateFile, {
+        silentChecks: outcome.silentChecks,
+        instance: counter.instance,
+      });
+    } catch (error) {
+      notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
+    }
+  }
   let lastWords = "";
   let quoted = "";
   // Last words: one more bounded request, only on the silent path, only when time allows.
@@ -1086,21 +1101,6 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
     }
   }
   credentials.client.close();
-  const notes = counter.note ? [counter.note] : [];
-  // Only a check that saw the log moves the counter. The file is written even when the count
-  // stays 0: a missing file would cost every later check a NotFound error, 1 MiB at peak (bench/).
-  const seen = outcome.verdict === "alive" || outcome.verdict === "silent";
-  const changed = outcome.silentChecks !== counter.silentChecks || counter.note || counter.missing;
-  if (counting && seen && changed) {
-    try {
-      saveCounter(options.stateFile, {
-        silentChecks: outcome.silentChecks,
-        instance: counter.instance,
-      });
-    } catch (error) {
-      notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
-    }
-  }
   // The quoted line comes last: it is what gets cut when the line is too long.
   const line = oneLine(
     outcome.message + lastWords + notes.map((note) => `; ${note}`).join("") + quoted,

@@ -211,6 +211,8 @@ export class FakeApiServer {
   override: Override | undefined;
   /** When set, access reviews get this answer (a 403 from an admission webhook, say). */
   reviewOverride: Override | undefined;
+  /** Milliseconds to wait before each answer: a slow control plane. */
+  delay = 0;
   readonly url: string;
   readonly port: number;
   #server: Deno.HttpServer<Deno.NetAddr>;
@@ -257,6 +259,7 @@ export class FakeApiServer {
   }
 
   async #answer(request: Request): Promise<Response> {
+    if (this.delay) await new Promise((resolve) => setTimeout(resolve, this.delay));
     const url = new URL(request.url);
     const answer = this.override ?? await this.#route(request, url);
     const body = typeof answer.body === "string"

@@ -150,6 +150,21 @@ Deno.test("last words: a silent line says when the container last wrote; --last-
   await c.stop();
 });
 
+Deno.test("last words are skipped when less than a second of the deadline is left", async () => {
+  const c = await Cluster.start();
+  c.server.log(c.pod, "last words", "app", c.server.now - 7384_000);
+  c.server.delay = 1500;
+  const run = await c.run(["--timeout", "2s"]);
+  assert.equal(run.code, 1);
+  assert.equal(
+    run.stdout,
+    "silent: no output in the last 60s (1 silent check in a row; next window 180s)\n",
+  );
+  assert.equal(c.server.seen.length, 1, "no second request");
+  assert.ok(run.ms < 3000);
+  await c.stop();
+});
+
 Deno.test("--output json: the verdict as one object", async () => {
   const c = await Cluster.start();
   c.server.log(c.pod, "processed job 1", "app", c.server.now - 5_000);
