@@ -450,16 +450,15 @@ Deno.test("the API server refusing connections is unknown: exit 0, counter kept;
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = closed.addr.port;
   closed.close();
-  const args = ["--server", `https://127.0.0.1:${port}`];
-  const flags = denoFlags(c.paths, `127.0.0.1:${port}`);
-  const run = await c.run(args, { flags });
+  const server = `127.0.0.1:${port}`;
+  const run = await c.run([], { server });
   assert.equal(run.code, 0);
   assert.match(
     run.stdout,
     /^unknown: API server unreachable: .*Connection refused; not counted \(2 silent checks in a row kept\)$/m,
   );
   assert.equal(await c.counter(), `2 ${c.instance()}\n`);
-  const failing = await c.run([...args, "--on-api-error=fail"], { flags });
+  const failing = await c.run(["--on-api-error=fail"], { server });
   assert.equal(failing.code, 1);
   assert.match(failing.stdout, /^unknown/);
   assert.equal(await c.counter(), `2 ${c.instance()}\n`);
@@ -474,16 +473,12 @@ Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", a
     for await (const conn of listener) conn.close();
   })();
   const host = `127.0.0.1:${listener.addr.port}`;
-  const closed = await c.run(["--server", `https://${host}`], {
-    flags: denoFlags(c.paths, host),
-  });
+  const closed = await c.run([], { server: host });
   assert.equal(closed.code, 0);
   assert.match(closed.stdout, /^unknown: API server unreachable: .*(eof|reset|closed)/i);
   listener.close();
   await closer.catch(() => {});
-  const dns = await c.run(["--server", "https://no-such-host.invalid"], {
-    flags: denoFlags(c.paths, "no-such-host.invalid"),
-  });
+  const dns = await c.run([], { server: "no-such-host.invalid" });
   assert.equal(dns.code, 0);
   assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
   assert.equal(await c.counter(), `1 ${c.instance()}\n`);
@@ -498,9 +493,7 @@ Deno.test("an API server that never answers: the probe gives up on its own deadl
     for await (const conn of listener) held.push(conn);
   })();
   const host = `127.0.0.1:${listener.addr.port}`;
-  const run = await c.run(["--server", `https://${host}`, "--timeout", "1s"], {
-    flags: denoFlags(c.paths, host),
-  });
+  const run = await c.run(["--timeout", "1s"], { server: host });
   assert.equal(run.code, 0);
   assert.equal(run.stdout, "unknown: no answer from the API server within 1s; not counted\n");
   assert.ok(run.ms < 3000, `${run.ms} ms`);

@@ -71,6 +71,8 @@ export interface RunOptions {
   stateFile?: string;
   /** Pass `args` alone, without the pod's path flags. */
   bare?: boolean;
+  /** Ask another API server (`host:port`) than the cluster's: `--server` and the net permission. */
+  server?: string;
 }
 
 /** A simulated cluster with one pod, `shop/worker-7d9f`, and its probe's files. */
@@ -158,12 +160,14 @@ export class Cluster {
       if (value === undefined) delete env[name];
       else env[name] = value;
     }
-    const flags = options.flags ?? denoFlags(this.paths, `127.0.0.1:${this.server.port}`);
+    const host = options.server ?? `127.0.0.1:${this.server.port}`;
+    const flags = options.flags ?? denoFlags(this.paths, host);
+    const server = options.server ? ["--server", `https://${options.server}`] : [];
     return new Deno.Command(Deno.execPath(), {
       args: [
         ...flags,
         PROBE,
-        ...this.#withPaths(args, options),
+        ...this.#withPaths([...server, ...args], options),
       ],
       env,
       clearEnv: true,

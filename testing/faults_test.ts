@@ -70,9 +70,7 @@ Deno.test("an answer reset mid-body is unknown, counter kept", async () => {
     );
     conn.close();
   });
-  const run = await c.run(["--server", `https://${server.host}`], {
-    flags: denoFlags(c.paths, server.host),
-  });
+  const run = await c.run([], { server: server.host });
   assert.equal(run.code, 0);
   assert.match(run.stdout, /^unknown: API server unreachable: .*; not counted \(3 silent checks/);
   assert.equal(await c.counter(), `3 ${c.instance()}\n`);
@@ -93,9 +91,7 @@ Deno.test("an answer at one byte per second hits the probe's own deadline: unkno
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   });
-  const run = await c.run(["--server", `https://${server.host}`, "--timeout", "2s"], {
-    flags: denoFlags(c.paths, server.host),
-  });
+  const run = await c.run(["--timeout", "2s"], { server: server.host });
   assert.equal(run.code, 0);
   assert.equal(
     run.stdout,
@@ -130,9 +126,7 @@ Deno.test("a 200 that is not a log (a proxy's page) is unknown, and only 4 KiB o
     onListen() {},
   }, () => new Response(stream(), { headers: { "content-type": "text/html" } }));
   const host = `127.0.0.1:${plain.addr.port}`;
-  const streamed = await c.run(["--server", `https://${host}`], {
-    flags: denoFlags(c.paths, host),
-  });
+  const streamed = await c.run([], { server: host });
   assert.equal(streamed.code, 0);
   assert.match(streamed.stdout, /^unknown: answer is not a container log/);
   assert.ok(streamed.ms < 3000, "an endless page does not hold the probe");
@@ -152,7 +146,7 @@ Deno.test("an expired server certificate is an error, never retried without veri
   server.addServiceAccount(c.token, "shop", "log-probe");
   await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, expired.caCert);
   const host = `127.0.0.1:${server.port}`;
-  const run = await c.run(["--server", `https://${host}`], { flags: denoFlags(c.paths, host) });
+  const run = await c.run([], { server: host });
   assert.equal(run.code, 2);
   assert.match(
     run.stdout,
