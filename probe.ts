@@ -72,14 +72,21 @@ export interface CheckOptions extends WindowOptions, LineOptions {
   stateFile: string;
   /** Deadline of the whole check, in seconds. */
   timeout: number;
-  /** Whether an unreachable or overloaded API server fails the probe. */
-  onApiError: "ignore" | "fail";
+  /** What a lost answer (`unknown`) does to the kubelet's count; see {@linkcode ApiErrorMode}. */
+  onApiError: ApiErrorMode;
   serviceAccountDir: string;
   terminationMessagePath: string;
   /** Quote the last line on the silent path. */
   lastLine: boolean;
   output: "line" | "json";
 }
+
+/**
+ * What an `unknown` check exits with. `streak` (the default): 0 for a container
+ * that had output at the last answer, 1 for one in a silent streak (which goes
+ * on one step); `ignore`: always 0; `fail`: always 1.
+ */
+export type ApiErrorMode = "streak" | "ignore" | "fail";
 
 /** Options of `backtest`. */
 export interface BacktestOptions extends PlanOptions, LineOptions {
@@ -102,22 +109,47 @@ export interface Target {
   container?: string;
 }
 
-/** The API server's answer (its body's start, how many bytes that is, its Date), or why there was none. */
+/**
+ * The API server's answer (its body's start, how many bytes that is, its content type), or why
+ * there was none: `unreachable` and `timeout` are outages, `expired` a certificate outside its
+ * validity (a control-plane fault), `tls` one the pod must not trust, `protocol` a server that
+ * does not speak TLS or HTTP as an API server does.
+ */
 export type Answer =
-  | { status: number; body: string; bytes: number; date?: string }
-  | { failure: "unreachable" | "timeout" | "tls" | "permission"; detail: string };
+  | { status: number; body: string; bytes: number; type?: string }
+  | {
+    failure: "unreachable" | "timeout" | "expired" | "tls" | "protocol" | "permission";
+    detail: string;
+  };
+
+/** What a check knows before it asks: the counter file's memory, and the time. */
+export interface CheckState {
+  /** Silent checks in a row so far. */
+  silentChecks: number;
+  /** The newest line that counted, as an earlier check of this container instance saw it. */
+  lastOutput?: string;
+  /**
+   * The pod's clock, in ms: the node's clock (`CLOCK_REALTIME` is not namespaced), the one the
+   * runtime stamps lines with and the kubelet turns `sinceSeconds` into a time with.
+   */
+  now: number;
+}
 
 /** The verdict of one check and the counter it leaves. */
 export interface Outcome {
   verdict: Verdict;
+  /** The exit code the kubelet sees. */
+  code: number;
   /** Silent checks in a row after this check. */
   silentChecks: number;
   /** The line to print, without notes. */
   message: string;
   /** The window this check looked at, in seconds. */
   window: number;
-  /** The timestamp of the newest line that counted, when one did. */
+  /** The timestamp of the newest line that counted, in this answer or remembered. */
   lastOutput?: string;
+  /** Silent, but the bounded tail held only lines that do not count: the window holds more. */
+  bounded?: boolean;
 }
 
 /** A misconfiguration or bad input: exit 2 with the message. */
@@ -204,7 +236,8 @@ Check:
   --state-file PATH       silent-check counter, written atomically (${DEFAULTS.stateFile})
   --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
                           guards /dev): a counter on an emptyDir then dies with its container
-  --on-api-error MODE     ignore: unreachable API, 429, 5xx exit 0 (default); fail: exit 1
+  --on-api-error MODE     unreachable API, 429, 5xx: streak (default): exit 0 after output,
+                          1 in a silent streak; ignore: always 0; fail: always 1
   --last-line             on silence, quote the last line (off: events may be readable by
                           people who may not read logs)
   --output json           one JSON object instead of the line
@@ -382,9 +415,11 @@ export function parseArgs(args: string[]): Command {
     }
     return { command, options: { ...kubelet, ...lines, logFile } };
   }
-  const onApiError = get("on-api-error") ?? "ignore";
-  if (onApiError !== "ignore" && onApiError !== "fail") {
-    throw new ConfigError(`Invalid --on-api-error ${quote(onApiError)}: use ignore or fail`);
+  const onApiError = (get("on-api-error") ?? "streak") as ApiErrorMode;
+  if (!["streak", "ignore", "fail"].includes(onApiError)) {
+    throw new ConfigError(
+      `Invalid --on-api-error ${quote(onApiError)}: use streak, ignore or fail`,
+    );
   }
   const output = get("output") ?? "line";
   if (output !== "line" && output !== "json") {
@@ -554,153 +589,212 @@ export function counts(text: string, options: LineOptions): boolean {
 }
 
 /**
- * The newest line of a timestamped log answer that counts, newest first:
- * its timestamp and text, and how many complete lines the answer held.
+ * The newest line of a timestamped log answer that counts, newest first: its timestamp and
+ * text, and how many complete lines the answer held. A first piece without a timestamp is the
+ * rest of a long line the runtime split (CRI partial lines) whose start fell outside the window:
+ * the kubelet prefixes only a piece that starts a line (`cri-client` `pkg/logs/logs.go`,
+ * `logWriter.write`). It is output inside the window, of unknown time: `continued`.
  */
 export function newestCounting(
   body: string,
   options: LineOptions,
-): { stamp?: string; text?: string; lines: number } {
+): { stamp?: string; text?: string; continued?: boolean; lines: number } {
   const lines = body.split("\n");
   const complete = lines.length - 1; // the last piece is empty, or a line cut by limitBytes
   // With patterns, a line cut by limitBytes is not tested: its end is missing.
   const last = body.endsWith("\n") || !filtering(options) ? lines.length - 1 : lines.length - 2;
   for (let i = last; i >= 0; i--) {
     const stamp = lines[i].match(TIMESTAMP)?.[0];
-    if (stamp === undefined) continue; // the empty end, or a line cut inside its timestamp
+    if (stamp === undefined) {
+      // The empty end, a line cut inside its timestamp, or the rest of a split line.
+      if (i === 0 && lines[0] !== "" && counts(lines[0], options)) {
+        return { text: lines[0], continued: true, lines: complete };
+      }
+      continue;
+    }
     const text = lines[i].slice(stamp.length);
     if (counts(text, options)) return { stamp: stamp.trim(), text, lines: complete };
   }
   return { lines: complete };
 }
 
+/** Kubelet errors while it renames and reopens a container's log file (log rotation). */
+const ROTATING =
+  /^failed to (try resolving symlinks in path|open log file|read log file|seek|tail) /;
+
 /**
- * Turns the API server's answer into a verdict and the counter it leaves,
- * following the decision table: output is `alive`, an empty window `silent`,
- * an outage `unknown`, a misconfiguration `error`. With --match or --ignore,
- * only lines that count are output; a window whose bounded tail holds none
- * but may hold more is `unknown`.
+ * Turns the API server's answer into a verdict, an exit code and the counter it leaves. The
+ * rule: the newest output that counts, in this answer or remembered from an earlier one, decides.
+ * Output inside the window is `alive`; none is `silent`, and the window grows. A lost answer is
+ * `unknown`: output remembered inside the window still passes; otherwise a container that had
+ * output at the last answer passes, and one in a silent streak fails as if the silence went on,
+ * its window one step wider. A misconfiguration is `error`.
  *
  * @example
  * ```ts
- * judge({ status: 200, body: "", bytes: 0 }, 1, options, target);
- * // { verdict: "silent", silentChecks: 2, window: 180, message: "silent: no output in the last 180s (2 silent checks in a row; next window 360s)" }
+ * judge({ status: 200, body: "", bytes: 0 }, { silentChecks: 1, now: Date.now() }, options, target);
+ * // { verdict: "silent", code: 1, silentChecks: 2, window: 180, message: "silent: no output in the last 180s (2 silent checks in a row; next window 360s)" }
  * ```
  */
 export function judge(
   answer: Answer,
-  silentChecks: number,
-  options: WindowOptions & LineOptions,
+  state: CheckState,
+  options: WindowOptions & LineOptions & { onApiError?: ApiErrorMode },
   target: Target,
 ): Outcome {
+  const { silentChecks } = state;
   const window = windowFor(silentChecks, options);
-  const kept = (verdict: Verdict, message: string): Outcome => ({
+  const output = filtering(options) ? "matching output" : "output";
+  const outcome = (verdict: Verdict, code: number, count: number, message: string): Outcome => ({
     verdict,
-    silentChecks,
+    code,
+    silentChecks: count,
     window,
     message: `${verdict}: ${message}`,
+    ...(state.lastOutput ? { lastOutput: state.lastOutput } : {}),
   });
-  const unknown = (why: string) =>
-    kept(
+  const error = (message: string) => outcome("error", 2, silentChecks, message);
+  const remembered = state.lastOutput === undefined
+    ? undefined
+    : (state.now - Date.parse(state.lastOutput)) / 1000;
+  const inWindow = remembered !== undefined && remembered <= window;
+  const unknown = (why: string): Outcome => {
+    const mode = options.onApiError ?? "streak";
+    if (inWindow && mode !== "fail") {
+      return outcome(
+        "unknown",
+        0,
+        0,
+        `${why}; ${output} ${formatDuration(remembered)} ago is inside the ${window}s window`,
+      );
+    }
+    if (mode === "fail" || (mode === "streak" && silentChecks > 0)) {
+      const next = mode === "fail" ? silentChecks : silentChecks + 1;
+      return outcome(
+        "unknown",
+        1,
+        next,
+        `${why}; counted as silent (${plural(next, "silent check")} in a row)`,
+      );
+    }
+    return outcome(
       "unknown",
+      0,
+      silentChecks,
       `${why}; not counted${
         silentChecks ? ` (${plural(silentChecks, "silent check")} in a row kept)` : ""
       }`,
     );
+  };
   if ("failure" in answer) {
     switch (answer.failure) {
       case "timeout":
         return unknown(`no answer from the API server within ${answer.detail}`);
       case "unreachable":
         return unknown(`API server unreachable: ${answer.detail}`);
+      case "expired":
+        return unknown(
+          `API server certificate ${
+            /NotValidYet|not valid yet/i.test(answer.detail) ? "not valid yet" : "expired"
+          } (the control plane's to renew, or this node's clock)`,
+        );
       case "tls":
-        return kept(
-          "error",
+        return error(
           `API server certificate rejected: ${answer.detail} (is ca.crt the cluster's CA? --server right?)`,
         );
+      case "protocol":
+        return error(
+          `API server does not speak TLS as expected: ${answer.detail} (a plain-HTTP port? --server right?)`,
+        );
       case "permission":
-        return kept("error", `Deno permission missing: ${answer.detail}`);
+        return error(`Deno permission missing: ${answer.detail}`);
     }
   }
   const { status, body } = answer;
-  const where = `${target.namespace}/${target.pod}`;
   if (status === 200) {
-    const output = filtering(options) ? "matching output" : "output";
-    if (body !== "" && !TIMESTAMP.test(body)) {
-      return unknown("answer is not a container log (a proxy in the way?)");
-    }
-    const newest = newestCounting(body, options);
-    if (newest.stamp) {
-      return {
-        verdict: "alive",
-        silentChecks: 0,
-        window,
-        lastOutput: newest.stamp,
-        message: `alive: ${output} in the last ${window}s` +
-          (silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : ""),
-      };
-    }
-    const query = checkQuery(window, options);
-    if (body !== "" && (answer.bytes >= query.limitBytes || newest.lines >= query.tailLines)) {
-      // The window holds more than the bounded tail showed: older lines might count.
-      return unknown(
-        `no line that counts in the last ${
-          plural(newest.lines, "line")
-        } (${answer.bytes} bytes), and the ${window}s window holds more (raise --tail/--limit-bytes)`,
+    // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
+    const type = answer.type?.split(";")[0].trim().toLowerCase();
+    if (type !== undefined && type !== "text/plain") {
+      return error(
+        `answer is not a container log (${type}): --server is not the API server, or a proxy answers`,
       );
     }
-    const next = windowFor(silentChecks + 1, options);
+    const newest = newestCounting(body, options);
+    if (newest.stamp || newest.continued) {
+      // A split line's rest is at most `window` old: remember the window's start, a safe bound.
+      const seen = newest.stamp ? Date.parse(newest.stamp) : state.now - window * 1000;
+      const before = state.lastOutput ? Date.parse(state.lastOutput) : -Infinity;
+      const lastOutput = new Date(Math.max(seen, before)).toISOString();
+      return {
+        ...outcome(
+          "alive",
+          0,
+          0,
+          `${output} in the last ${window}s` +
+            (silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : ""),
+        ),
+        lastOutput,
+      };
+    }
+    if (inWindow) {
+      // Rotation emptied the file, or newer lines that do not count hide it behind the tail.
+      return outcome(
+        "alive",
+        0,
+        0,
+        `${output} ${formatDuration(remembered)} ago, inside the ${window}s window (no longer ` +
+          `in the answer: log rotated, or behind lines that do not count)`,
+      );
+    }
+    const query = checkQuery(window, options);
+    const bounded = body !== "" && (answer.bytes >= query.limitBytes || newest.lines >= query.tailLines);
     return {
-      verdict: "silent",
-      silentChecks: silentChecks + 1,
-      window,
-      message: `silent: no ${output} in the last ${window}s (${
-        plural(silentChecks + 1, "silent check")
-      } in a row; next window ${next}s)`,
+      ...outcome(
+        "silent",
+        1,
+        silentChecks + 1,
+        `no ${output} in the last ${window}s` +
+          (bounded ? ` (newest ${plural(newest.lines, "line")} checked: raise --tail?)` : "") +
+          ` (${plural(silentChecks + 1, "silent check")} in a row; next window ${
+            windowFor(silentChecks + 1, options)
+          }s)`,
+      ),
+      ...(bounded ? { bounded } : {}),
     };
   }
-  if (status === 408 || status === 429 || status >= 500) {
-    return unknown(`API server answered ${status} ${statusMessage(body)}`);
-  }
   const message = statusMessage(body);
+  if (status === 408 || status === 429 || status >= 500) {
+    return unknown(`API server answered ${status} ${message}`);
+  }
+  if (status === 400 && ROTATING.test(message)) {
+    // The kubelet's ReadLogs failed on the log file (pkg/kubelet/server/server.go answers 400).
+    return unknown(`the kubelet could not open the log file (rotation under way?)`);
+  }
   if (status === 401) {
-    return kept(
-      "error",
+    return error(
       "unauthorized: the API server rejected the service-account token (deleted ServiceAccount? expired token?)",
     );
   }
   if (status === 403) {
     const user = message.match(/User "([^"]+)"/)?.[1] ?? "this pod's service account";
     const who = user.startsWith("system:serviceaccount:") ? `the service account ${user}` : user;
-    return kept(
-      "error",
+    return error(
       `forbidden: ${who} cannot get pods/log in ${target.namespace} (apply manifests/rbac.yaml)`,
     );
   }
   if (status === 404) {
-    return kept("error", `not found: pod ${where} (${message}; is --pod/POD_NAME right?)`);
+    return error(
+      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/POD_NAME right?)`,
+    );
   }
   if (status === 400 && message.startsWith("a container name must be specified")) {
-    return kept("error", `${message} (pass --container or set CONTAINER_NAME)`);
+    return error(`${message} (pass --container or set CONTAINER_NAME)`);
   }
-  return kept("error", `API server answered ${status}: ${message}`);
+  return error(`API server answered ${status}: ${message}`);
 }
 
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
-
-/** The exit code the kubelet sees for a verdict. */
-export function exitCode(verdict: Verdict, onApiError: "ignore" | "fail"): number {
-  return verdict === "alive"
-    ? 0
-    : verdict === "silent"
-    ? 1
-    : verdict === "error"
-    ? 2
-    : onApiError === "fail"
-    ? 1
-    : 0;
 }
 
 /** One printable line: control characters escaped, cut to `max` ({@linkcode MAX_LINE}). */
@@ -713,21 +807,37 @@ export function oneLine(text: string, max = MAX_LINE): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-/** What the counter file says: the count, and the container instance it counts for. */
+/**
+ * What the counter file says: the count, the container instance it counts for, and the newest
+ * output that counted as a check of that instance saw it.
+ */
 export interface Counter {
   silentChecks: number;
   instance: string;
+  /** The timestamp of the newest line that counted, as the kubelet stamped it. */
+  lastOutput?: string;
   /** True when there is no counter file yet. */
   missing?: boolean;
   /** Why the stored count was not used, when it was not. */
   note?: string;
 }
 
-/** Reads the counter file's text; garbage and another instance's count give 0 with a note. */
+const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
+
+/**
+ * Reads the counter file's text, one line: `count instance [lastOutput]`. Garbage and another
+ * instance's line give 0 and no memory, with a note.
+ *
+ * @example
+ * ```ts
+ * parseCounter("2 64768:1201 2026-11-25T12:00:00.5Z\n", "64768:1201");
+ * // { silentChecks: 2, instance: "64768:1201", lastOutput: "2026-11-25T12:00:00.5Z" }
+ * ```
+ */
 export function parseCounter(text: string | undefined, instance: string): Counter {
   if (text === undefined) return { silentChecks: 0, instance, missing: true };
-  const match = text.match(/^(\d{1,9}) (\S+)\n?$/);
-  if (!match) {
+  const match = text.match(/^(\d{1,9}) (\S{1,64})(?: (\S{1,40}))?\n?$/);
+  if (!match || (match[3] !== undefined && (!STAMP.test(match[3]) || isNaN(Date.parse(match[3]))))) {
     return { silentChecks: 0, instance, note: "counter file held garbage, counted as 0" };
   }
   if (match[2] !== instance && match[2] !== "-" && instance !== "-") {
@@ -737,12 +847,18 @@ export function parseCounter(text: string | undefined, instance: string): Counte
       note: "counter of a previous container instance discarded",
     };
   }
-  return { silentChecks: Number(match[1]), instance };
+  return {
+    silentChecks: Number(match[1]),
+    instance,
+    ...(match[3] ? { lastOutput: match[3] } : {}),
+  };
 }
 
-/** The counter file's text. */
+/** The counter file's text: one short line. */
 export function formatCounter(counter: Counter): string {
-  return `${counter.silentChecks} ${counter.instance}\n`;
+  return `${counter.silentChecks} ${counter.instance}${
+    counter.lastOutput ? ` ${counter.lastOutput}` : ""
+  }\n`;
 }
 
 /** What `plan` finds: how one silent stretch plays out. */
@@ -937,12 +1053,27 @@ function readCredentials(dir: string): Credentials {
   if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
     throw new ConfigError(`No PEM certificate in ${dir}/ca.crt`);
   }
+  keepProxiesOff();
   try {
     // HTTP/1.1: one or two short requests gain nothing from HTTP/2, which costs a preface and a
     // SETTINGS exchange, and stalled 40 ms on a reused connection in our measurements (bench/).
     return { token, client: Deno.createHttpClient({ caCerts: [ca], http2: false }) };
   } catch (error) {
     throw new ConfigError(`Unusable CA certificate in ${dir}/ca.crt: ${reason(error)}`);
+  }
+}
+
+/**
+ * Deno's fetch takes HTTPS_PROXY/ALL_PROXY from the environment whatever --allow-env says, and
+ * checks NO_PROXY first (deno_fetch `proxy.rs`): the API server is asked directly, never through
+ * a proxy meant for the app. Needs --allow-env=NO_PROXY; `doctor` says when it is missing.
+ */
+function keepProxiesOff(): boolean {
+  try {
+    Deno.env.set("NO_PROXY", "*");
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -968,7 +1099,7 @@ async function call(
     });
     return {
       status: response.status,
-      date: response.headers.get("date") ?? undefined,
+      type: response.headers.get("content-type") ?? undefined,
       ...await readAtMost(response, init.limit ?? MAX_BODY),
     };
   } catch (error) {
@@ -977,11 +1108,25 @@ async function call(
       return { failure: "permission", detail: reason(error) };
     }
     const detail = reason(error instanceof Error && error.cause ? error.cause : error);
-    return {
-      failure: /invalid peer certificate|certificate/i.test(detail) ? "tls" : "unreachable",
-      detail,
-    };
+    return { failure: failureOf(detail), detail };
   }
+}
+
+/**
+ * Sorts a failed request by rustls' and hyper's words: a certificate outside its validity is
+ * the control plane's fault (an outage); one from another CA or for another name, or a peer
+ * that does not speak TLS, is a misconfiguration; refused, reset, closed (also mid-handshake)
+ * and DNS failures are outages.
+ */
+export function failureOf(detail: string): "unreachable" | "expired" | "tls" | "protocol" {
+  if (/invalid peer certificate: (Expired|NotValidYet|certificate expired|certificate not valid yet)/i.test(detail)) {
+    return "expired";
+  }
+  if (/certificate/i.test(detail)) return "tls";
+  if (/corrupt message|fatal alert|InvalidContentType|invalid HTTP|peer is incompatible/i.test(detail)) {
+    return "protocol";
+  }
+  return "unreachable";
 }
 
 /** Reads at most `limit` bytes of a body, so a misbehaving proxy cannot flood the probe. */
@@ -1040,25 +1185,57 @@ async function lookAtWindow(
   const timedOut = "failure" in answer && answer.failure === "timeout";
   return judge(
     timedOut ? { ...answer, detail: formatDuration(options.timeout) } : answer,
-    counter.silentChecks,
+    { silentChecks: counter.silentChecks, lastOutput: counter.lastOutput, now: Date.now() },
     options,
     target,
   );
 }
 
-/** What one check did: the outcome, the notes on its counter, and how to exit. */
+/** What one check did: the outcome, the notes on its counter, and the line the kubelet shows. */
 export interface CheckResult {
   outcome: Outcome;
   notes: string[];
-  code: number;
-  /** The line the kubelet shows. */
   line: string;
 }
 
-/** How long before `now` (the API server's Date, else this clock) a log timestamp is. */
-function ago(stamp: string, now?: string): string {
-  const reference = now ? Date.parse(now) : Date.now();
-  return formatDuration(Math.max(0, (reference - Date.parse(stamp)) / 1000));
+/** How long before now a log timestamp is. */
+function ago(stamp: string): string {
+  return formatDuration(Math.max(0, (Date.now() - Date.parse(stamp)) / 1000));
+}
+
+/** Saves the counter, or says why it could not. */
+function store(options: CheckOptions, counter: Counter, notes: string[]): void {
+  try {
+    saveCounter(options.stateFile, counter);
+  } catch (error) {
+    notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
+  }
+}
+
+/** The query of last words: the newest line (or, with patterns, the tail), no window. */
+function lastWordsQuery(options: LineOptions, quoting: boolean): LogQuery {
+  return filtering(options)
+    ? { tailLines: options.tail, limitBytes: options.limitBytes }
+    : { tailLines: 1, limitBytes: quoting ? LAST_LINE_BYTES : LIMIT_BYTES };
+}
+
+/**
+ * Last words, on the silent path only: the newest line that counts in the current log file,
+ * with no window (one more bounded request). Undefined when none is there.
+ */
+async function lastWords(
+  target: Target,
+  options: CheckOptions,
+  credentials: Credentials,
+  signal: AbortSignal,
+): Promise<{ stamp: string; text: string } | undefined> {
+  const query = lastWordsQuery(options, options.lastLine);
+  const last = await call(logUrl(target, query), credentials, signal, {
+    limit: Math.max(MAX_BODY, query.limitBytes),
+  });
+  if (!("status" in last) || last.status !== 200) return undefined;
+  const newest = newestCounting(last.body, options);
+  return newest.stamp ? { stamp: newest.stamp, text: newest.text! } : undefined;
 }
 
 /** One check, start to end. */
@@ -1070,42 +1247,41 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
   const signal = AbortSignal.timeout(options.timeout * 1000);
   const outcome = await lookAtWindow(target, options, counter, credentials, signal);
   const notes = counter.note ? [counter.note] : [];
-  // Only a check that saw the log moves the counter, and it is saved before anything else can
-  // take time. The file is written even when the count stays 0: a missing file would cost
-  // every later check a NotFound error, 1 MiB at peak (bench/).
-  const seen = outcome.verdict === "alive" || outcome.verdict === "silent";
-  const changed = outcome.silentChecks !== counter.silentChecks || counter.note || counter.missing;
-  if (options.growth !== "fixed" && seen && changed) {
-    try {
-      saveCounter(options.stateFile, {
-        silentChecks: outcome.silentChecks,
-        instance: counter.instance,
-      });
-    } catch (error) {
-      notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
-    }
-  }
-  let lastWords = "";
+  // The counter is saved before anything else can take time. It is written even when nothing
+  // changed but the file is missing: a missing file would cost every later check a NotFound
+  // error, 1 MiB at peak (bench/). An error leaves it as it was.
+  const next: Counter = {
+    silentChecks: outcome.silentChecks,
+    instance: counter.instance,
+    lastOutput: outcome.lastOutput,
+  };
+  const changed = next.silentChecks !== counter.silentChecks ||
+    next.lastOutput !== counter.lastOutput || counter.note || counter.missing;
+  const counting = options.growth !== "fixed";
+  if (counting && outcome.verdict !== "error" && changed) store(options, next, notes);
+  let said = "";
   let quoted = "";
-  // Last words: one more bounded request, only on the silent path, only when time allows.
   if (outcome.verdict === "silent" && deadline - Date.now() > 1000) {
-    const limitBytes = options.lastLine ? LAST_LINE_BYTES : LIMIT_BYTES;
-    const last = await call(logUrl(target, { tailLines: 1, limitBytes }), credentials, signal);
-    const newest = "status" in last && last.status === 200
-      ? newestCounting(last.body, { match: [], ignore: [], tail: 1, limitBytes })
-      : { lines: 0 };
-    if (newest.stamp) {
-      outcome.lastOutput = newest.stamp;
-      lastWords = `; last output ${ago(newest.stamp, "date" in last ? last.date : undefined)} ago`;
-      if (options.lastLine) quoted = `; last line: ${JSON.stringify(newest.text)}`;
+    const last = await lastWords(target, options, credentials, signal);
+    const remembered = outcome.lastOutput ? Date.parse(outcome.lastOutput) : -Infinity;
+    if (last && Date.parse(last.stamp) > remembered) {
+      // A line no check saw, older than the window: remembered, so rotation cannot hide it.
+      outcome.lastOutput = new Date(Date.parse(last.stamp)).toISOString();
+      if (counting) store(options, { ...next, lastOutput: outcome.lastOutput }, notes);
     }
+    if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
+  }
+  if (outcome.verdict === "silent" && outcome.lastOutput) {
+    said = `; last ${filtering(options) ? "matching output" : "output"} ${
+      ago(outcome.lastOutput)
+    } ago`;
   }
   credentials.client.close();
-  // The quoted line comes last: it is what gets cut when the line is too long.
+  // The notes come before the quoted line, which is what gets cut when the line is too long.
   const line = oneLine(
-    outcome.message + lastWords + notes.map((note) => `; ${note}`).join("") + quoted,
+    outcome.message + said + notes.map((note) => `; ${note}`).join("") + quoted,
   );
-  return { outcome, notes, code: exitCode(outcome.verdict, options.onApiError), line };
+  return { outcome, notes, line };
 }
 
 /** The JSON form of a check, for `--output json`. */
@@ -1113,7 +1289,7 @@ export function checkJson(result: CheckResult): string {
   const { outcome } = result;
   return JSON.stringify({
     verdict: outcome.verdict,
-    exitCode: result.code,
+    exitCode: outcome.code,
     window: outcome.window,
     silentChecks: outcome.silentChecks,
     ...(outcome.lastOutput ? { lastOutput: outcome.lastOutput } : {}),
@@ -1144,6 +1320,8 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
   const url = target && new URL(target.server);
   const needed: Array<[Deno.PermissionDescriptor, string]> = [
     [{ name: "read", path: dir }, `--allow-read=${dir}`],
+    // to keep HTTPS_PROXY and friends, meant for the app, off the probe's request
+    [{ name: "env", variable: "NO_PROXY" }, "--allow-env=NO_PROXY"],
     ...(url
       ? [[
         { name: "net", host: `${url.hostname}:${url.port || 443}` },
@@ -1182,7 +1360,10 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
     const version = await call(`${target.server}/version`, credentials, signal);
     const reached = "status" in version;
     if (!reached) {
-      fail(judge(version, 0, options, target).message.replace(/^\w+: /, ""));
+      fail(judge(version, { silentChecks: 0, now: Date.now() }, options, target).message.replace(
+        /^\w+: /,
+        "",
+      ));
     } else if (version.status === 401) {
       fail("the API server rejected the token (deleted ServiceAccount? expired token?)");
     } else if (version.status !== 200) {
@@ -1315,7 +1496,7 @@ export async function backtest(
   let longest = { seconds: 0, from: "", to: "" };
   let nextCheck = 0;
   let checks = 0;
-  let silentChecks = 0;
+  let state: CheckState = { silentChecks: 0, now: 0 };
   let failures = 0;
   let nearest = { failures: 0, at: "" }; // the longest streak that did not end in a restart
   let streakEnd = "";
@@ -1326,10 +1507,19 @@ export async function backtest(
   const checkAt = (now: number) => {
     if (restarted) return; // the real container did not restart: wait for its next line
     checks++;
-    const query = checkQuery(windowFor(silentChecks, options), options);
-    const outcome = judge(kubeletAnswer(ring, now, query), silentChecks, options, target);
-    silentChecks = outcome.silentChecks;
-    if (outcome.verdict === "unknown") boundHit++; // the only unknown a replay can meet
+    const query = checkQuery(windowFor(state.silentChecks, options), options);
+    const outcome = judge(kubeletAnswer(ring, now, query), { ...state, now }, options, target);
+    let lastOutput = outcome.lastOutput;
+    if (outcome.verdict === "silent") {
+      // The live check's last words: the newest line that counts, with no window.
+      const last = kubeletAnswer(ring, now, lastWordsQuery(options, false));
+      const stamp = "body" in last ? newestCounting(last.body, options).stamp : undefined;
+      if (stamp && (!lastOutput || Date.parse(stamp) > Date.parse(lastOutput))) {
+        lastOutput = new Date(Date.parse(stamp)).toISOString();
+      }
+    }
+    state = { silentChecks: outcome.silentChecks, lastOutput, now };
+    if (outcome.bounded) boundHit++;
     if (outcome.verdict !== "silent") {
       if (failures > nearest.failures) nearest = { failures, at: streakEnd };
       failures = 0;
@@ -1339,7 +1529,8 @@ export async function backtest(
     streakEnd = new Date(now).toISOString();
     if (failures >= options.failureThreshold) {
       restarts.push({ at: now, silence: (now - (living?.ms ?? now)) / 1000 });
-      failures = silentChecks = 0; // a restarted container starts afresh
+      failures = 0;
+      state = { silentChecks: 0, now }; // a restarted container starts afresh
       restarted = true;
     }
   };
@@ -1446,7 +1637,7 @@ export async function backtest(
     report.push(
       `${
         plural(boundHit, "check")
-      } hit the --tail/--limit-bytes bound before a line decided (unknown, not counted): raise them to cover the window`,
+      } found only lines that do not count up to the --tail/--limit-bytes bound (silent): raise them if lines that count can hide behind more than that`,
     );
   }
   return report.join("\n");
@@ -1499,7 +1690,7 @@ export async function main(args: string[]): Promise<number> {
       case "check": {
         const result = await check(command.options);
         console.log(command.options.output === "json" ? checkJson(result) : result.line);
-        return result.code;
+        return result.outcome.code;
       }
     }
   } catch (error) {

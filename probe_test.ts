@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import {
   type Answer,
+  type CheckState,
   type CheckOptions,
   checkQuery,
-  exitCode,
   formatCounter,
   formatDuration,
   HELP,
@@ -109,7 +109,7 @@ Deno.test("parseArgs gives the defaults of SPEC.md", () => {
   assert.equal(options.window, 60);
   assert.equal(options.growth, "triangular");
   assert.equal(options.timeout, 5);
-  assert.equal(options.onApiError, "ignore");
+  assert.equal(options.onApiError, "streak");
   assert.equal(options.stateFile, "/tmp/log-probe.state");
   assert.equal(options.serviceAccountDir, "/var/run/secrets/kubernetes.io/serviceaccount");
   const plan = parseArgs(["plan"]);
@@ -241,38 +241,56 @@ function status(code: number, message: string): Answer {
 }
 
 Deno.test("judge follows the decision table", () => {
-  const rows: Array<[Answer, string, number, RegExp]> = [
+  const log = (body: string, type = "text/plain") => ({ status: 200, body, bytes: body.length, type });
+  // [answer, verdict, exit code, counter after, message], from a silent streak of 2
+  const rows: Array<[Answer, string, number, number, RegExp]> = [
+    [log("2026-11-25T12:00:00Z hi\n"), "alive", 0, 0, /^alive: output in the last 360s/],
+    [log("2026-11-25T12:00:00.5Z \n"), "alive", 0, 0, /^alive/],
+    [log("the rest of a split line\n"), "alive", 0, 0, /^alive/],
     [
-      { status: 200, body: "2026-11-25T12:00:00Z hi\n", bytes: 24 },
-      "alive",
-      0,
-      /^alive: output in the last 360s/,
-    ],
-    [{ status: 200, body: "2026-11-25T12:00:00.5Z \n", bytes: 24 }, "alive", 0, /^alive/],
-    [
-      { status: 200, body: "", bytes: 0 },
+      log(""),
       "silent",
+      1,
       3,
       /^silent: no output in the last 360s \(3 silent checks in a row; next window 600s\)$/,
     ],
-    [{ status: 200, body: "<html>proxy</html>", bytes: 18 }, "unknown", 2, /not a container log/],
+    [log("<html>proxy</html>", "text/html"), "error", 2, 2, /not a container log \(text\/html\)/],
     [
       { failure: "unreachable", detail: "tcp connect error: Connection refused" },
       "unknown",
-      2,
-      /Connection refused; not counted \(2 silent checks in a row kept\)/,
+      1,
+      3,
+      /Connection refused; counted as silent \(3 silent checks in a row\)/,
     ],
-    [{ failure: "timeout", detail: "5s" }, "unknown", 2, /within 5s/],
-    [status(429, "Too many requests"), "unknown", 2, /429/],
-    [status(500, "boom"), "unknown", 2, /500/],
-    [status(503, "unavailable"), "unknown", 2, /503/],
+    [{ failure: "timeout", detail: "5s" }, "unknown", 1, 3, /within 5s/],
+    [status(429, "Too many requests"), "unknown", 1, 3, /429/],
+    [status(500, "boom"), "unknown", 1, 3, /500/],
+    [status(503, "unavailable"), "unknown", 1, 3, /503/],
+    [
+      status(
+        400,
+        'failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat /var/log/pods/a/app/0.log: no such file or directory',
+      ),
+      "unknown",
+      1,
+      3,
+      /could not open the log file \(rotation under way\?\)/,
+    ],
+    [
+      { failure: "expired", detail: "invalid peer certificate: Expired" },
+      "unknown",
+      1,
+      3,
+      /certificate expired/,
+    ],
     [
       status(400, "a container name must be specified for pod web, choose one of: [a b]"),
       "error",
       2,
+      2,
       /choose one of: \[a b\] \(pass --container/,
     ],
-    [status(401, "Unauthorized"), "error", 2, /^error: unauthorized/],
+    [status(401, "Unauthorized"), "error", 2, 2, /^error: unauthorized/],
     [
       status(
         403,
@@ -280,32 +298,85 @@ Deno.test("judge follows the decision table", () => {
       ),
       "error",
       2,
+      2,
       /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(apply manifests\/rbac.yaml\)$/,
     ],
-    [status(404, 'pods "web" not found'), "error", 2, /not found: pod shop\/web/],
+    [status(404, 'pods "web" not found'), "error", 2, 2, /not found: pod shop\/web/],
     [
       { failure: "tls", detail: "invalid peer certificate: UnknownIssuer" },
       "error",
       2,
+      2,
       /certificate rejected/,
     ],
-    [{ status: 302, body: "", bytes: 0 }, "error", 2, /302/],
+    [
+      { failure: "protocol", detail: "received corrupt message of type InvalidContentType" },
+      "error",
+      2,
+      2,
+      /does not speak TLS.*plain-HTTP port/,
+    ],
+    [{ status: 302, body: "", bytes: 0 }, "error", 2, 2, /302/],
   ];
-  for (const [answer, verdict, silentChecks, message] of rows) {
-    const outcome = judge(answer, 2, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
+  const state = { silentChecks: 2, now: Date.parse("2026-11-25T12:01:00Z") };
+  for (const [answer, verdict, code, silentChecks, message] of rows) {
+    const outcome = judge(answer, state, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
     assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
-    assert.equal(outcome.silentChecks, verdict === "alive" ? 0 : silentChecks);
+    assert.equal(outcome.code, code, JSON.stringify(answer));
+    assert.equal(outcome.silentChecks, silentChecks, JSON.stringify(answer));
     assert.match(outcome.message, message);
     assert.ok(outcome.message.length <= MAX_LINE);
   }
 });
 
-Deno.test("exitCode: unknown passes unless --on-api-error=fail", () => {
+Deno.test("judge: a lost answer passes a container that had output, fails one in a silent streak", () => {
+  const options = { ...TRIANGULAR, ...ANY_LINE };
+  const now = Date.parse("2026-11-25T13:00:00Z");
+  const refused: Answer = { failure: "unreachable", detail: "Connection refused" };
+  const run = (state: CheckState, onApiError?: "streak" | "ignore" | "fail") =>
+    judge(refused, state, { ...options, onApiError }, TARGET);
+  // had output at the last answer: passes, counter kept
   assert.deepEqual(
-    (["alive", "silent", "unknown", "error"] as const).map((v) => exitCode(v, "ignore")),
-    [0, 1, 0, 2],
+    [run({ silentChecks: 0, now }).code, run({ silentChecks: 0, now }).silentChecks],
+    [0, 0],
   );
-  assert.equal(exitCode("unknown", "fail"), 1);
+  // in a silent streak: fails, one step wider, as an answer with no output would
+  assert.deepEqual(
+    [run({ silentChecks: 4, now }).code, run({ silentChecks: 4, now }).silentChecks],
+    [1, 5],
+  );
+  // output remembered inside the window (600s after 3): passes and ends the streak
+  const recent = { silentChecks: 3, lastOutput: "2026-11-25T12:51:00.000Z", now };
+  assert.deepEqual([run(recent).code, run(recent).silentChecks], [0, 0]);
+  // --on-api-error ignore and fail
+  assert.deepEqual([run({ silentChecks: 4, now }, "ignore").code], [0]);
+  assert.deepEqual(
+    [run({ silentChecks: 0, now }, "fail").code, run({ silentChecks: 4, now }, "fail").silentChecks],
+    [1, 4],
+  );
+});
+
+Deno.test("judge: output remembered inside the window is alive when the answer no longer shows it", () => {
+  const now = Date.parse("2026-11-25T13:00:00Z");
+  const empty: Answer = { status: 200, body: "", bytes: 0, type: "text/plain" };
+  const state = { silentChecks: 1, lastOutput: "2026-11-25T12:57:30.000Z", now };
+  const rotated = judge(empty, state, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
+  assert.deepEqual([rotated.verdict, rotated.code, rotated.silentChecks], ["alive", 0, 0]);
+  assert.match(rotated.message, /^alive: output 2m30s ago, inside the 180s window/);
+  assert.equal(rotated.lastOutput, "2026-11-25T12:57:30.000Z");
+  const older = judge(empty, { ...state, silentChecks: 0 }, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
+  assert.deepEqual([older.verdict, older.silentChecks], ["silent", 1]);
+  // a burst of lines that do not count, up to the tail: silent, counted from the remembered line
+  const burst = Array.from({ length: 3 }, () => "2026-11-25T12:59:59Z retrying\n").join("");
+  const patterns = { ...TRIANGULAR, ...ANY_LINE, match: [/processed/], tail: 3 };
+  const hidden = judge(
+    { status: 200, body: burst, bytes: burst.length, type: "text/plain" },
+    { ...state, silentChecks: 0 },
+    patterns,
+    TARGET,
+  );
+  assert.deepEqual([hidden.verdict, hidden.code, hidden.bounded], ["silent", 1, true]);
+  assert.match(hidden.message, /newest 3 lines checked: raise --tail\?/);
 });
 
 Deno.test("oneLine escapes control characters and cuts to the limit", () => {
@@ -390,12 +461,14 @@ async function cluster(options?: { containers?: string[] }): Promise<Cluster> {
 Deno.test("a container that logged in the window is alive, and its counter is reset", async () => {
   const c = await cluster();
   await c.setCounter(3);
-  c.server.log(c.pod, "processed job 42", "app", c.server.now - 500_000);
+  const at = c.server.now - 500_000;
+  c.server.log(c.pod, "processed job 42", "app", at);
   const run = await c.run();
   assert.equal(run.stdout, "alive: output in the last 600s (after 3 silent checks in a row)\n");
   assert.equal(run.code, 0);
   assert.equal(run.stderr, "");
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  // the count, the container instance, and the newest output seen (for rotation and outages)
+  assert.equal(await c.counter(), `0 ${c.instance()} ${new Date(at).toISOString()}\n`);
   const seen = c.server.seen.at(-1)!;
   assert.equal(seen.path, "/api/v1/namespaces/shop/pods/worker-7d9f/log");
   assert.equal(seen.query.toString(), "sinceSeconds=600&tailLines=1&timestamps=true&limitBytes=64");
@@ -404,14 +477,16 @@ Deno.test("a container that logged in the window is alive, and its counter is re
 
 Deno.test("a silent window fails the probe and widens the next window", async () => {
   const c = await cluster();
-  c.server.log(c.pod, "last words", "app", c.server.now - 61_000);
+  const at = c.server.now - 61_000;
+  c.server.log(c.pod, "last words", "app", at);
   const first = await c.run();
   assert.equal(first.code, 1);
   assert.equal(
     first.stdout,
     "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
   );
-  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  // the last words are remembered: a rotation cannot hide that line from the next checks
+  assert.equal(await c.counter(), `1 ${c.instance()} ${new Date(at).toISOString()}\n`);
   c.server.now += 60_000;
   const second = await c.run();
   assert.equal(second.code, 0, "the line at -121s is back inside the 180s window");
@@ -444,30 +519,40 @@ Deno.test("50 MB of output in the window: the server sends at most one short lin
   await c.stop();
 });
 
-Deno.test("the API server refusing connections is unknown: exit 0, counter kept; fail mode exits 1", async () => {
+Deno.test("refused connections: a container in a silent streak fails one step wider; one that had output passes", async () => {
   const c = await cluster();
   await c.setCounter(2);
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = closed.addr.port;
   closed.close();
   const server = `127.0.0.1:${port}`;
-  const run = await c.run([], { server });
-  assert.equal(run.code, 0);
+  const streak = await c.run([], { server });
+  assert.equal(streak.code, 1);
   assert.match(
-    run.stdout,
-    /^unknown: API server unreachable: .*Connection refused; not counted \(2 silent checks in a row kept\)$/m,
+    streak.stdout,
+    /^unknown: API server unreachable: .*Connection refused; counted as silent \(3 silent checks in a row\)$/m,
   );
-  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  await c.setCounter(0);
+  const alive = await c.run([], { server });
+  assert.equal(alive.code, 0);
+  assert.match(alive.stdout, /Connection refused; not counted$/m);
+  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
   const failing = await c.run(["--on-api-error=fail"], { server });
   assert.equal(failing.code, 1);
   assert.match(failing.stdout, /^unknown/);
-  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  const ignoring = await c.run(["--on-api-error=ignore"], { server });
+  await c.setCounter(5);
+  assert.equal((await c.run(["--on-api-error=ignore"], { server })).code, 0);
+  assert.equal(ignoring.code, 0);
+  assert.equal(await c.counter(), `5 ${c.instance()}\n`);
   await c.stop();
 });
 
 Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", async () => {
   const c = await cluster();
-  await c.setCounter(1);
+  await c.setCounter(0);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const closer = (async () => {
     for await (const conn of listener) conn.close();
@@ -481,7 +566,7 @@ Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", a
   const dns = await c.run([], { server: "no-such-host.invalid" });
   assert.equal(dns.code, 0);
   assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
-  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
   await c.stop();
 });
 
@@ -497,31 +582,33 @@ Deno.test("an API server that never answers: the probe gives up on its own deadl
   assert.equal(run.code, 0);
   assert.equal(run.stdout, "unknown: no answer from the API server within 1s; not counted\n");
   assert.ok(run.ms < 3000, `${run.ms} ms`);
-  assert.equal(await c.counter(), undefined);
+  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
   listener.close();
   held.forEach((conn) => conn.close());
   await holder.catch(() => {});
   await c.stop();
 });
 
-Deno.test("429, 500 and 503 from the API server are unknown, counter kept", async () => {
+Deno.test("429, 500 and 503 from the API server are unknown: a silent streak goes on", async () => {
   const c = await cluster();
   await c.setCounter(4);
-  for (const code of [429, 500, 503]) {
+  for (const [i, code] of [429, 500, 503].entries()) {
     c.server.override = {
       status: code,
       headers: { "content-type": "application/json", "retry-after": "1" },
       body: JSON.stringify({ kind: "Status", code, message: "the server is busy" }),
     };
     const run = await c.run();
-    assert.equal(run.code, 0, String(code));
+    assert.equal(run.code, 1, String(code));
     assert.match(
       run.stdout,
       new RegExp(
-        `^unknown: API server answered ${code} the server is busy; not counted \\(4 silent checks in a row kept\\)`,
+        `^unknown: API server answered ${code} the server is busy; counted as silent \\(${
+          5 + i
+        } silent checks in a row\\)`,
       ),
     );
-    assert.equal(await c.counter(), `4 ${c.instance()}\n`);
+    assert.equal(await c.counter(), `${5 + i} ${c.instance()}\n`);
   }
   await c.stop();
 });
@@ -762,8 +849,10 @@ Deno.test("a 300-check timeline matches the schedule model check by check, resta
     const got = `exit ${run.code}, sinceSeconds ${asked.query.get("sinceSeconds")}, counter ${
       file === undefined ? 0 : file
     }`;
+    // The counter remembers the newest line a check saw: the last one, alive or in last words.
+    const seen = last === undefined ? "" : ` ${new Date(last).toISOString()}`;
     const want = `exit ${alive ? 0 : 1}, sinceSeconds ${window}, counter ${
-      file === undefined && alive ? 0 : `${silentChecks} ${c.instance()}\n`
+      file === undefined && alive ? 0 : `${silentChecks} ${c.instance()}${seen}\n`
     }`;
     if (got !== want) mismatches.push(`check ${check}: got ${got}, want ${want}`);
     if (failures === 15) {

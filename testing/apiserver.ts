@@ -152,9 +152,13 @@ function status(code: number, reason: string, message: string): Override {
 }
 
 /**
- * The kubelet's `ReadLogs` for one request: the last `tailLines` records,
- * those not older than `sinceSeconds`, each prefixed with its timestamp when
- * asked, cut at `limitBytes`.
+ * The kubelet's `ReadLogs` for one request (`kubernetes/cri-client`,
+ * `pkg/logs/logs.go`): the last `tailLines` records (a CRI partial record is
+ * one line), those not older than `sinceSeconds`, each prefixed with its
+ * timestamp when asked, cut at `limitBytes`. Only a record that starts a line
+ * gets the prefix, and a record skipped by `since` still ends or continues its
+ * line (`isNewLine` is updated for every parsed record), so the rest of a split
+ * line whose first part is too old arrives bare.
  */
 export function readLogs(
   records: LogRecord[],
@@ -174,8 +178,10 @@ export function readLogs(
   const first = tail >= 0 ? Math.max(0, records.length - tail) : 0;
   for (let i = first; i < records.length && size < limit; i++) {
     const record = records[i];
+    const prefixed = startOfLine;
+    startOfLine = !record.partial;
     if (record.at < since) continue;
-    const prefix = timestamps && startOfLine ? `${rfc3339Nano(record.at)} ` : "";
+    const prefix = timestamps && prefixed ? `${rfc3339Nano(record.at)} ` : "";
     const newline = record.partial ? "" : "\n";
     const piece = typeof record.text === "string"
       ? encoder.encode(prefix + record.text + newline)
@@ -186,7 +192,6 @@ export function readLogs(
       ]);
     pieces.push(piece.subarray(0, limit - size));
     size += Math.min(piece.length, limit - size);
-    startOfLine = !record.partial;
   }
   const out = new Uint8Array(size);
   let offset = 0;
@@ -219,6 +224,7 @@ export class FakeApiServer {
   readonly url: string;
   readonly port: number;
   #server: Deno.HttpServer<Deno.NetAddr>;
+  #rotating = new Set<string>();
 
   constructor(pki: Pki, hostname = "127.0.0.1", port = 0) {
     this.#server = Deno.serve({
@@ -250,6 +256,27 @@ export class FakeApiServer {
     const user = `system:serviceaccount:${namespace}:${name}`;
     this.tokens.set(token, user);
     if (allowed) this.grants.add(`${namespace}/${user}`);
+  }
+
+  /**
+   * Rotates a container's log as the kubelet does at `containerLogMaxSize`
+   * (`pkg/kubelet/logs/container_log_manager.go`): the file is renamed, and
+   * `pods/log` reads only the current one, which starts empty. Until
+   * {@linkcode FakeApiServer.reopen}, there is no current file: the kubelet's
+   * `ReadLogs` fails and `pkg/kubelet/server/server.go` answers 400 with its
+   * error, which the API server passes on as a `BadRequest` Status
+   * (`apiserver/pkg/registry/generic/rest/response_checker.go`).
+   */
+  rotate(pod: Pod, container = "app", reopened = true): void {
+    pod.containers.set(container, []);
+    const key = `${pod.namespace}/${pod.name}/${container}`;
+    if (reopened) this.#rotating.delete(key);
+    else this.#rotating.add(key);
+  }
+
+  /** The runtime reopens the container's log file after a rotation. */
+  reopen(pod: Pod, container = "app"): void {
+    this.#rotating.delete(`${pod.namespace}/${pod.name}/${container}`);
   }
 
   /** Appends a line to a container's log at the virtual clock's time. */
@@ -365,6 +392,14 @@ export class FakeApiServer {
         400,
         "BadRequest",
         `container ${container} is not valid for pod ${name}`,
+      );
+    }
+    if (this.#rotating.has(`${namespace}/${name}/${container}`)) {
+      const path = `/var/log/pods/${namespace}_${name}_0f0e/${container}/0.log`;
+      return status(
+        400,
+        "BadRequest",
+        `failed to try resolving symlinks in path "${path}": lstat ${path}: no such file or directory`,
       );
     }
     return { status: 200, body: readLogs(records, query, this.now) };

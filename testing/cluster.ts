@@ -21,6 +21,7 @@ export const PROBE_ENV = [
   "POD_NAME",
   "HOSTNAME",
   "CONTAINER_NAME",
+  "NO_PROXY", // set by the probe, to keep proxies meant for the app off its request
 ];
 
 /** Paths a probe run is allowed to touch. */

@@ -91,24 +91,31 @@ Deno.test("--ignore: a worker stuck printing retries is silent, and restarted in
   await c.stop();
 });
 
-Deno.test("the bound is hit before a line decides: unknown, counter kept, and the line says so", async () => {
+Deno.test("lines that do not count fill the bounded tail: silent unless an earlier check saw output", async () => {
   const c = await Cluster.start();
   await c.setCounter(2);
-  c.server.log(c.pod, "processed job 7", "app", c.server.now - 100_000);
+  const job = c.server.now - 100_000;
+  c.server.log(c.pod, "processed job 7", "app", job);
   for (let i = 0; i < 400; i++) {
     c.server.log(c.pod, "connection refused, retrying", "app", c.server.now - 40_000 + i * 10);
   }
   const tail = await c.run(["--ignore", "retrying"]);
-  assert.equal(tail.code, 0);
+  assert.equal(tail.code, 1);
   assert.match(
     tail.stdout,
-    /^unknown: no line that counts in the last 300 lines \(\d+ bytes\), and the 360s window holds more \(raise --tail\/--limit-bytes\); not counted \(2 silent checks in a row kept\)$/m,
+    /^silent: no matching output in the last 360s \(newest 300 lines checked: raise --tail\?\) \(3 silent checks in a row; next window 600s\)/m,
   );
-  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
   const bytes = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
-  assert.equal(bytes.code, 0);
-  assert.match(bytes.stdout, /^unknown: no line that counts in the last \d+ lines \(1000 bytes\)/);
+  assert.equal(bytes.code, 1);
+  assert.match(bytes.stdout, /raise --tail\?/);
+  // An earlier check saw the job line: it is remembered, and inside the window.
+  await Deno.writeTextFile(c.stateFile, `2 ${c.instance()} ${new Date(job).toISOString()}\n`);
+  const remembered = await c.run(["--ignore", "retrying"]);
+  assert.equal(remembered.code, 0);
+  assert.match(remembered.stdout, /^alive: matching output 1m40s ago, inside the 360s window/);
   // A larger tail reaches the job line: alive.
+  await c.setCounter(2);
   const wide = await c.run(["--ignore", "retrying", "--tail", "500"]);
   assert.equal(wide.code, 0);
   assert.match(wide.stdout, /^alive: matching output in the last 360s/);
@@ -174,7 +181,7 @@ Deno.test("--output json: the verdict as one object", async () => {
     exitCode: 0,
     window: 60,
     silentChecks: 0,
-    lastOutput: rfc3339Nano(c.server.now - 5_000),
+    lastOutput: new Date(c.server.now - 5_000).toISOString(),
     message: "alive: output in the last 60s",
   });
   c.server.now += 120_000;
@@ -182,7 +189,7 @@ Deno.test("--output json: the verdict as one object", async () => {
   assert.equal(silent.verdict, "silent");
   assert.equal(silent.exitCode, 1);
   assert.equal(silent.silentChecks, 1);
-  assert.equal(silent.lastOutput, rfc3339Nano(c.server.now - 125_000));
+  assert.equal(silent.lastOutput, new Date(c.server.now - 125_000).toISOString());
   const error = await c.run(["--output", "json", "--growth", "sideways"]);
   assert.equal(error.code, 2);
   assert.deepEqual(JSON.parse(error.stdout), {
@@ -317,16 +324,15 @@ Deno.test("backtest: --ignore turns a retry loop into the restart it should be",
   const plain = await backtest(c, file);
   assert.match(plain.stdout, /restarts: none/);
   assert.match(plain.stdout, /nearest call without a restart: no failed check/);
-  // 300 lines are 50 minutes of this loop: once the window is longer, the bound decides nothing.
+  // Silence counts from the last job line (00:09:50), whatever the loop printed after it: the
+  // restart plan predicts, whether or not the tail reaches back to that line.
+  const restart = /restarts: 1, at 2026-11-20T02:24:00.000Z after 2h14m10s of silence/;
   const short = await backtest(c, file, ["--ignore", "retrying"]);
-  assert.match(short.stdout, /restarts: none/);
-  assert.match(
-    short.stdout,
-    /\d+ checks hit the --tail\/--limit-bytes bound before a line decided/,
-  );
+  assert.match(short.stdout, restart);
+  assert.match(short.stdout, /\d+ checks found only lines that do not count up to the --tail/);
   const covering = ["--ignore", "retrying", "--tail", "1000", "--limit-bytes", "1000000"];
   const ignoring = await backtest(c, file, covering);
-  assert.match(ignoring.stdout, /restarts: 1, at /);
+  assert.match(ignoring.stdout, restart);
   assert.match(ignoring.stdout, /with --match\/--ignore \(tail 1000\)/);
   assert.ok(!ignoring.stdout.includes("bound"));
   await c.stop();
