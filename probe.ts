@@ -747,7 +747,8 @@ export function judge(
       );
     }
     const query = checkQuery(window, options);
-    const bounded = body !== "" && (answer.bytes >= query.limitBytes || newest.lines >= query.tailLines);
+    const bounded = body !== "" &&
+      (answer.bytes >= query.limitBytes || newest.lines >= query.tailLines);
     return {
       ...outcome(
         "silent",
@@ -837,7 +838,9 @@ const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 export function parseCounter(text: string | undefined, instance: string): Counter {
   if (text === undefined) return { silentChecks: 0, instance, missing: true };
   const match = text.match(/^(\d{1,9}) (\S{1,64})(?: (\S{1,40}))?\n?$/);
-  if (!match || (match[3] !== undefined && (!STAMP.test(match[3]) || isNaN(Date.parse(match[3]))))) {
+  if (
+    !match || (match[3] !== undefined && (!STAMP.test(match[3]) || isNaN(Date.parse(match[3]))))
+  ) {
     return { silentChecks: 0, instance, note: "counter file held garbage, counted as 0" };
   }
   if (match[2] !== instance && match[2] !== "-" && instance !== "-") {
@@ -1119,11 +1122,16 @@ async function call(
  * and DNS failures are outages.
  */
 export function failureOf(detail: string): "unreachable" | "expired" | "tls" | "protocol" {
-  if (/invalid peer certificate: (Expired|NotValidYet|certificate expired|certificate not valid yet)/i.test(detail)) {
+  if (
+    /invalid peer certificate: (Expired|NotValidYet|certificate expired|certificate not valid yet)/i
+      .test(detail)
+  ) {
     return "expired";
   }
   if (/certificate/i.test(detail)) return "tls";
-  if (/corrupt message|fatal alert|InvalidContentType|invalid HTTP|peer is incompatible/i.test(detail)) {
+  if (
+    /corrupt message|fatal alert|InvalidContentType|invalid HTTP|peer is incompatible/i.test(detail)
+  ) {
     return "protocol";
   }
   return "unreachable";
@@ -1360,10 +1368,12 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
     const version = await call(`${target.server}/version`, credentials, signal);
     const reached = "status" in version;
     if (!reached) {
-      fail(judge(version, { silentChecks: 0, now: Date.now() }, options, target).message.replace(
-        /^\w+: /,
-        "",
-      ));
+      fail(
+        judge(version, { silentChecks: 0, now: Date.now() }, options, target).message.replace(
+          /^\w+: /,
+          "",
+        ),
+      );
     } else if (version.status === 401) {
       fail("the API server rejected the token (deleted ServiceAccount? expired token?)");
     } else if (version.status !== 200) {

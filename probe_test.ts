@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import {
   type Answer,
-  type CheckState,
   type CheckOptions,
   checkQuery,
+  type CheckState,
   formatCounter,
   formatDuration,
   HELP,
@@ -241,7 +241,12 @@ function status(code: number, message: string): Answer {
 }
 
 Deno.test("judge follows the decision table", () => {
-  const log = (body: string, type = "text/plain") => ({ status: 200, body, bytes: body.length, type });
+  const log = (body: string, type = "text/plain") => ({
+    status: 200,
+    body,
+    bytes: body.length,
+    type,
+  });
   // [answer, verdict, exit code, counter after, message], from a silent streak of 2
   const rows: Array<[Answer, string, number, number, RegExp]> = [
     [log("2026-11-25T12:00:00Z hi\n"), "alive", 0, 0, /^alive: output in the last 360s/],
@@ -351,7 +356,10 @@ Deno.test("judge: a lost answer passes a container that had output, fails one in
   // --on-api-error ignore and fail
   assert.deepEqual([run({ silentChecks: 4, now }, "ignore").code], [0]);
   assert.deepEqual(
-    [run({ silentChecks: 0, now }, "fail").code, run({ silentChecks: 4, now }, "fail").silentChecks],
+    [
+      run({ silentChecks: 0, now }, "fail").code,
+      run({ silentChecks: 4, now }, "fail").silentChecks,
+    ],
     [1, 4],
   );
 });

@@ -228,7 +228,10 @@ Deno.test("hostile log content: a 100 MB line, invalid UTF-8, NUL bytes, CRI par
   await c.setCounter(0);
   const silent = await c.run();
   assert.equal(silent.code, 1);
-  assert.equal(await c.counter(), `1 ${c.instance()} ${new Date(c.server.now - 120_000).toISOString()}\n`);
+  assert.equal(
+    await c.counter(),
+    `1 ${c.instance()} ${new Date(c.server.now - 120_000).toISOString()}\n`,
+  );
   await c.stop();
 });
 
