@@ -199,8 +199,11 @@ export function readLogs(
 
 /** The stand-in API server. Stop it with {@linkcode FakeApiServer.close}. */
 export class FakeApiServer {
-  /** Virtual clock in milliseconds; the kubelet's "now". */
-  now = Date.parse("2026-11-25T12:00:00Z");
+  /**
+   * Virtual clock in milliseconds; the kubelet's "now", and the probe's (testing/clock.ts).
+   * It starts at the real time, whole seconds, so the test certificates are valid on it.
+   */
+  now = Math.floor(Date.now() / 1000) * 1000;
   readonly pods = new Map<string, Pod>();
   /** token → service account user name, e.g. `system:serviceaccount:shop:log-probe` */
   readonly tokens = new Map<string, string>();

@@ -7,6 +7,7 @@
  * @module
  */
 import { FakeApiServer, makePki, type Pki, type Pod } from "./apiserver.ts";
+import { clockLibrary } from "./clock.ts";
 
 /** The probe file under test. */
 export const PROBE = new URL("../probe.ts", import.meta.url).pathname;
@@ -90,6 +91,8 @@ export class Cluster {
     readonly server: FakeApiServer,
     readonly pod: Pod,
     readonly dir: string,
+    /** The shim that puts a probe run on the virtual clock (testing/clock.ts). */
+    readonly clock: string,
   ) {
     this.paths = {
       serviceAccountDir: `${dir}/serviceaccount`,
@@ -105,7 +108,7 @@ export class Cluster {
     const server = new FakeApiServer(pki);
     const dir = await Deno.makeTempDir({ prefix: "log-probe-pod-" });
     const pod = server.addPod("shop", "worker-7d9f", options.containers);
-    const cluster = new Cluster(pki, server, pod, dir);
+    const cluster = new Cluster(pki, server, pod, dir, await clockLibrary());
     server.addServiceAccount(cluster.token, "shop", "log-probe");
     await Deno.mkdir(cluster.paths.serviceAccountDir);
     await Deno.mkdir(cluster.paths.stateDir);
@@ -163,8 +166,13 @@ export class Cluster {
     const host = options.server ?? `127.0.0.1:${this.server.port}`;
     const flags = options.flags ?? denoFlags(this.paths, host);
     const server = options.server ? ["--server", `https://${options.server}`] : [];
-    return new Deno.Command(Deno.execPath(), {
+    // The pod shares the node's clock: the probe's real-time clock reads the kubelet's "now".
+    // Through env(1), as Deno lets only an unrestricted --allow-run set LD_PRELOAD itself.
+    return new Deno.Command("env", {
       args: [
+        `LD_PRELOAD=${this.clock}`,
+        `LOG_PROBE_FAKE_NOW_MS=${this.server.now}`,
+        Deno.execPath(),
         ...flags,
         PROBE,
         ...this.#withPaths([...server, ...args], options),
