@@ -25,6 +25,7 @@
  */
 import { parseAllDocuments } from "yaml";
 import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
+import { clockEnv } from "./clock.ts";
 import { commandOutput } from "./cluster.ts";
 
 /** The repository's root folder, ending in `/`. */
@@ -55,6 +56,12 @@ export interface ExecOptions {
    * image).
    */
   image?: "empty" | "host";
+  /**
+   * Put the run on the API server's virtual clock (`server.now`): the pod
+   * shares the node's clock. Test-only: preloads testing/clock.ts's shim,
+   * mounted read-only at its host path.
+   */
+  virtualClock?: boolean;
   /** Run as this container of the pod (its user, environment and mounts): the probed one by default. */
   container?: Manifest;
 }
@@ -313,11 +320,13 @@ export class KubeletPod {
     const spec = this.deployment.spec.template.spec;
     const container = options.container ?? this.container;
     // What the kubelet mounts into every container, besides its volumes.
+    const clock = options.virtualClock ? await clockEnv(this.server.now) : {};
     const mounts = [
       `${this.dir}/serviceaccount ${SA_DIR} ro`,
       `${this.terminationLog} ${container.terminationMessagePath ?? "/dev/termination-log"} rw`,
       `${this.dir}/hosts /etc/hosts ro`,
       ...options.mounts ?? [],
+      ...clock.LD_PRELOAD ? [`${clock.LD_PRELOAD} ${clock.LD_PRELOAD} ro`] : [],
     ];
     for (const mount of container.volumeMounts ?? []) {
       const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
@@ -327,7 +336,7 @@ export class KubeletPod {
     const mountsFile = await Deno.makeTempFile({ dir: this.dir, prefix: "mounts-" });
     await Deno.writeTextFile(mountsFile, mounts.join("\n") + "\n");
     const envFile = await Deno.makeTempFile({ dir: this.dir, prefix: "env-" });
-    const env = { ...this.env(container), ...options.env };
+    const env = { ...this.env(container), ...options.env, ...clock };
     await Deno.writeTextFile(
       envFile,
       Object.entries(env).map(([name, value]) => `${name}=${value}\n`).join(""),
