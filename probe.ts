@@ -1211,15 +1211,6 @@ function ago(stamp: string): string {
   return formatDuration(Math.max(0, (Date.now() - Date.parse(stamp)) / 1000));
 }
 
-/** Saves the counter, or says why it could not. */
-function store(options: CheckOptions, counter: Counter, notes: string[]): void {
-  try {
-    saveCounter(options.stateFile, counter);
-  } catch (error) {
-    notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
-  }
-}
-
 /** The query of last words: the newest line (or, with patterns, the tail), no window. */
 function lastWordsQuery(options: LineOptions, quoting: boolean): LogQuery {
   return filtering(options)
@@ -1255,9 +1246,19 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
   const signal = AbortSignal.timeout(options.timeout * 1000);
   const outcome = await lookAtWindow(target, options, counter, credentials, signal);
   const notes = counter.note ? [counter.note] : [];
-  // The counter is saved before anything else can take time. It is written even when nothing
-  // changed but the file is missing: a missing file would cost every later check a NotFound
-  // error, 1 MiB at peak (bench/). An error leaves it as it was.
+  let quoted = "";
+  // Last words, on the silent path, while the deadline allows: a line no check saw, older than
+  // the window, is remembered too, so that a rotation cannot hide it from the next checks.
+  if (outcome.verdict === "silent" && deadline - Date.now() > 1000) {
+    const last = await lastWords(target, options, credentials, signal);
+    const remembered = outcome.lastOutput ? Date.parse(outcome.lastOutput) : -Infinity;
+    if (last && Date.parse(last.stamp) > remembered) {
+      outcome.lastOutput = new Date(Date.parse(last.stamp)).toISOString();
+    }
+    if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
+  }
+  // Written once, atomically; even when nothing changed but the file is missing: a missing file
+  // would cost every later check a NotFound error, 1 MiB at peak (bench/). An error leaves it.
   const next: Counter = {
     silentChecks: outcome.silentChecks,
     instance: counter.instance,
@@ -1265,25 +1266,16 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
   };
   const changed = next.silentChecks !== counter.silentChecks ||
     next.lastOutput !== counter.lastOutput || counter.note || counter.missing;
-  const counting = options.growth !== "fixed";
-  if (counting && outcome.verdict !== "error" && changed) store(options, next, notes);
-  let said = "";
-  let quoted = "";
-  if (outcome.verdict === "silent" && deadline - Date.now() > 1000) {
-    const last = await lastWords(target, options, credentials, signal);
-    const remembered = outcome.lastOutput ? Date.parse(outcome.lastOutput) : -Infinity;
-    if (last && Date.parse(last.stamp) > remembered) {
-      // A line no check saw, older than the window: remembered, so rotation cannot hide it.
-      outcome.lastOutput = new Date(Date.parse(last.stamp)).toISOString();
-      if (counting) store(options, { ...next, lastOutput: outcome.lastOutput }, notes);
+  if (options.growth !== "fixed" && outcome.verdict !== "error" && changed) {
+    try {
+      saveCounter(options.stateFile, next);
+    } catch (error) {
+      notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
     }
-    if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
   }
-  if (outcome.verdict === "silent" && outcome.lastOutput) {
-    said = `; last ${filtering(options) ? "matching output" : "output"} ${
-      ago(outcome.lastOutput)
-    } ago`;
-  }
+  const said = outcome.verdict === "silent" && outcome.lastOutput
+    ? `; last ${filtering(options) ? "matching output" : "output"} ${ago(outcome.lastOutput)} ago`
+    : "";
   credentials.client.close();
   // The notes come before the quoted line, which is what gets cut when the line is too long.
   const line = oneLine(
