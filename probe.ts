@@ -10,7 +10,7 @@
  * ```sh
  * deno run --no-prompt --no-config --no-lock --no-remote --no-npm \
  *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe \
- *   --allow-write=/var/lib/log-probe --allow-env=POD_NAME --allow-net=kubernetes.default.svc \
+ *   --allow-write=/var/lib/log-probe --allow-env=POD_NAME,NO_PROXY --allow-net=kubernetes.default.svc \
  *   probe.ts --state-file=/var/lib/log-probe/state --termination-message-path=/termination-log
  * ```
  *
@@ -1056,7 +1056,6 @@ function readCredentials(dir: string): Credentials {
   if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
     throw new ConfigError(`No PEM certificate in ${dir}/ca.crt`);
   }
-  keepProxiesOff();
   try {
     // HTTP/1.1: one or two short requests gain nothing from HTTP/2, which costs a preface and a
     // SETTINGS exchange, and stalled 40 ms on a reused connection in our measurements (bench/).
@@ -1241,11 +1240,13 @@ async function lastWords(
 export async function check(options: CheckOptions): Promise<CheckResult> {
   const target = targetOf(options);
   const counter = counterOf(options);
+  const proxiesOff = keepProxiesOff();
   const credentials = readCredentials(options.serviceAccountDir);
   const deadline = Date.now() + options.timeout * 1000;
   const signal = AbortSignal.timeout(options.timeout * 1000);
   const outcome = await lookAtWindow(target, options, counter, credentials, signal);
   const notes = counter.note ? [counter.note] : [];
+  if (!proxiesOff) notes.push("warning: HTTPS_PROXY not kept off (add --allow-env=NO_PROXY)");
   let quoted = "";
   // Last words, on the silent path, while the deadline allows: a line no check saw, older than
   // the window, is remembered too, so that a rotation cannot hide it from the next checks.
@@ -1349,6 +1350,7 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
   }
 
   let credentials: Credentials | undefined;
+  keepProxiesOff();
   try {
     credentials = readCredentials(dir);
     pass(`token and CA in ${dir} (the token is never shown)`);
