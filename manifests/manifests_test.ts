@@ -5,58 +5,25 @@
  * files at their real paths.
  */
 import assert from "node:assert/strict";
-import { parseAllDocuments } from "yaml";
 import { type PlanOptions, simulate } from "../probe.ts";
-import { FakeApiServer, makePki, type Pki } from "../testing/apiserver.ts";
 import { compileArgs, compileProbe } from "../testing/compile.ts";
 import { commandOutput } from "../testing/cluster.ts";
+import {
+  canSandbox,
+  hasKubectl,
+  KubeletPod,
+  type Manifest,
+  only,
+  render,
+  ROOT,
+} from "../testing/kubelet.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-// deno-lint-ignore no-explicit-any
-type Manifest = any;
-
-async function succeeds(command: string, args: string[]): Promise<boolean> {
-  try {
-    return (await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output())
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-const hasKubectl = await succeeds("kubectl", ["version", "--client"]);
-const canSandbox = await succeeds("unshare", [
-  "--mount",
-  "--pid",
-  "--fork",
-  "--propagation",
-  "private",
-  "true",
-]);
 const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
 const NO_SANDBOX = !hasKubectl
   ? NO_KUBECTL
   : canSandbox
   ? ""
   : " (skipped: needs root and unshare for a private mount namespace)";
-
-async function render(dir: string): Promise<Manifest[]> {
-  const output = await new Deno.Command("kubectl", {
-    args: ["kustomize", `${ROOT}${dir}`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.ok(output.success, stderr);
-  assert.equal(stderr, "", `kubectl kustomize ${dir} warned`);
-  return parseAllDocuments(new TextDecoder().decode(output.stdout)).map((doc) => doc.toJS());
-}
-
-function only(manifests: Manifest[], kind: string): Manifest {
-  const found = manifests.filter((m) => m.kind === kind);
-  assert.equal(found.length, 1, `one ${kind}`);
-  return found[0];
-}
 
 function workerOf(deployment: Manifest): Manifest {
   return deployment.spec.template.spec.containers[0];
@@ -251,223 +218,19 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // The rendered probe command, run as the kubelet runs it
 
-const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
-const API_HOST = "127.83.7.1"; // kubernetes.default.svc inside the sandbox
-
-/** One pod's files on the host, mounted into the sandbox for each probe run. */
-class SandboxPod {
-  readonly token = `tok-${crypto.randomUUID()}`;
-  readonly podName = "worker-5d8f7c9b6-x2x7q";
-  readonly outputs: string[] = [];
-  terminationLog = "";
-  #restarts = 0;
-
-  constructor(
-    readonly dir: string,
-    readonly deployment: Manifest,
-    readonly configMap: Manifest,
-    readonly server: FakeApiServer,
-  ) {}
-
-  get namespace(): string {
-    return this.deployment.metadata.namespace;
-  }
-
-  get container(): Manifest {
-    return workerOf(this.deployment);
-  }
-
-  static async create(
-    pki: Pki,
-    server: FakeApiServer,
-    overlay: string,
-  ): Promise<SandboxPod> {
-    const root = await render(".");
-    const deployment = only(await render(overlay), "Deployment");
-    const dir = await Deno.makeTempDir({ prefix: "log-probe-sandbox-" });
-    await Deno.chmod(dir, 0o755);
-    const pod = new SandboxPod(dir, deployment, only(root, "ConfigMap"), server);
-    // RBAC as rendered: the token may read logs only if the Role and binding say so.
-    const role = only(root, "Role");
-    const binding = only(root, "RoleBinding");
-    const allowed =
-      role.rules.some((r: Manifest) =>
-        r.resources.includes("pods/log") && r.verbs.includes("get")
-      ) && binding.subjects.some((s: Manifest) =>
-        s.name === deployment.spec.template.spec.serviceAccountName
-      );
-    server.addServiceAccount(
-      pod.token,
-      pod.namespace,
-      deployment.spec.template.spec.serviceAccountName,
-      allowed,
-    );
-    server.addPod(pod.namespace, pod.podName, [pod.container.name]);
-    // A projected service-account volume: files behind ..data, as the kubelet writes them.
-    const stamp = "..2026_11_25_12_00_00.000000000";
-    await Deno.mkdir(`${dir}/serviceaccount/${stamp}`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/serviceaccount/${stamp}/token`, pod.token);
-    await Deno.writeTextFile(`${dir}/serviceaccount/${stamp}/ca.crt`, pki.caCert);
-    await Deno.writeTextFile(`${dir}/serviceaccount/${stamp}/namespace`, pod.namespace);
-    await symlink(stamp, `${dir}/serviceaccount/..data`);
-    for (const file of ["token", "ca.crt", "namespace"]) {
-      await symlink(`..data/${file}`, `${dir}/serviceaccount/${file}`);
-    }
-    await Deno.mkdir(`${dir}/configmap/${stamp}`, { recursive: true });
-    for (const [file, text] of Object.entries(pod.configMap.data)) {
-      await Deno.writeTextFile(`${dir}/configmap/${stamp}/${file}`, text as string);
-      await symlink(`..data/${file}`, `${dir}/configmap/${file}`);
-    }
-    await symlink(stamp, `${dir}/configmap/..data`);
-    await Deno.writeTextFile(
-      `${dir}/hosts`,
-      `127.0.0.1 localhost\n${API_HOST} kubernetes.default.svc kubernetes.default.svc.cluster.local\n`,
-    );
-    await pod.restart();
-    for (const volume of deployment.spec.template.spec.volumes) {
-      if (volume.emptyDir) await pod.#emptyDir(volume.name);
-    }
-    return pod;
-  }
-
-  async #emptyDir(name: string): Promise<string> {
-    const path = `${this.dir}/emptydir-${name}`;
-    await Deno.remove(path, { recursive: true }).catch(() => {});
-    await Deno.mkdir(path);
-    await Deno.chmod(path, 0o777);
-    return path;
-  }
-
-  /** A container (re)start: a new termination-message file, an empty log; emptyDirs stay. */
-  async restart(): Promise<void> {
-    this.terminationLog = `${this.dir}/termination-log-${this.#restarts++}`;
-    await Deno.writeTextFile(this.terminationLog, "");
-    await Deno.chmod(this.terminationLog, 0o666);
-    this.server.pods.get(`${this.namespace}/${this.podName}`)?.containers.set(
-      this.container.name,
-      [],
-    );
-  }
-
-  /** Empties every emptyDir, as for a new pod. */
-  async resetVolumes(): Promise<void> {
-    for (const volume of this.deployment.spec.template.spec.volumes) {
-      if (volume.emptyDir) await this.#emptyDir(volume.name);
-    }
-  }
-
-  log(text: string, at: number): void {
-    this.server.pods.get(`${this.namespace}/${this.podName}`)!.containers
-      .get(this.container.name)!.push({ at, text });
-  }
-
-  /** The container's environment as the kubelet sets it, downward API evaluated. */
-  env(): string[] {
-    const env: Record<string, string> = {
-      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      HOSTNAME: this.podName,
-      HOME: "/",
-      KUBERNETES_SERVICE_HOST: API_HOST,
-      KUBERNETES_SERVICE_PORT: "443",
-    };
-    const fields: Record<string, string> = {
-      "metadata.name": this.podName,
-      "metadata.namespace": this.namespace,
-    };
-    for (const variable of this.container.env ?? []) {
-      const path = variable.valueFrom?.fieldRef?.fieldPath;
-      env[variable.name] = path ? fields[path] : variable.value;
-    }
-    return Object.entries(env).map(([name, value]) => `${name}=${value}`);
-  }
-
-  /** The rendered probe command with only argv[0] replaced by the local Deno. */
-  get probeCommand(): string[] {
-    return [Deno.execPath(), ...this.container.livenessProbe.exec.command.slice(1)];
-  }
-
-  /** Runs `argv` in the sandbox, with the pod's volumes and any `extraMounts`. */
-  async exec(argv = this.probeCommand, extraMounts: string[] = []): Promise<{
-    code: number;
-    stdout: string;
-    stderr: string;
-  }> {
-    const spec = this.deployment.spec.template.spec;
-    const mounts = [
-      `${this.dir}/serviceaccount ${SA_DIR} ro`,
-      `${this.terminationLog} ${
-        this.container.terminationMessagePath ?? "/dev/termination-log"
-      } rw`,
-      `${this.dir}/hosts /etc/hosts ro`,
-      `${Deno.execPath()} ${Deno.execPath()} ro`,
-      ...extraMounts,
-    ];
-    for (const mount of this.container.volumeMounts) {
-      const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
-      const source = volume.configMap
-        ? `${this.dir}/configmap`
-        : `${this.dir}/emptydir-${volume.name}`;
-      mounts.push(`${source} ${mount.mountPath} ${mount.readOnly ? "ro" : "rw"}`);
-    }
-    await Deno.writeTextFile(`${this.dir}/mounts`, mounts.join("\n") + "\n");
-    const root = await Deno.makeTempDir({ dir: this.dir, prefix: "root-" });
-    const uid = String(spec.securityContext.runAsUser);
-    const output = await new Deno.Command("unshare", {
-      args: [
-        "--mount",
-        "--pid",
-        "--fork",
-        "--propagation",
-        "private",
-        "bash",
-        `${ROOT}testing/sandbox.sh`,
-        root,
-        uid,
-        `${this.dir}/mounts`,
-        "--",
-        "/usr/bin/env",
-        "-i",
-        ...this.env(),
-        ...argv,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    await Deno.remove(root);
-    const run = {
-      code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
-      stderr: new TextDecoder().decode(output.stderr),
-    };
-    this.outputs.push(run.stdout, run.stderr);
-    return run;
-  }
-}
-
-/** `ln -s`: Deno.symlink needs unscoped read and write permissions, which the tests do not get. */
-async function symlink(target: string, path: string): Promise<void> {
-  await commandOutput("ln", ["-s", target, path]);
-}
-
 async function withSandbox(
   overlay: string,
-  test: (pod: SandboxPod) => Promise<void>,
+  test: (pod: KubeletPod) => Promise<void>,
 ): Promise<void> {
   const mountsBefore = await commandOutput("cat", ["/proc/self/mountinfo"]);
   const hostDirs = ["/", "/run", "/var", "/var/lib", "/opt", "/etc", "/dev", "/usr/local/bin"];
   const filesBefore = await commandOutput("ls", ["-a", ...hostDirs]);
-  const pki = await makePki();
-  const server = new FakeApiServer(pki, API_HOST, 443);
-  let pod: SandboxPod | undefined;
+  const pod = await KubeletPod.create(overlay);
   try {
-    pod = await SandboxPod.create(pki, server, overlay);
     await test(pod);
     for (const output of pod.outputs) assert.ok(!output.includes(pod.token), "token printed");
   } finally {
-    await server.close();
-    if (pod) await Deno.remove(pod.dir, { recursive: true });
-    await Deno.remove(pki.dir, { recursive: true });
+    await pod.close();
   }
   assert.equal(await commandOutput("cat", ["/proc/self/mountinfo"]), mountsBefore, "mounts left");
   assert.equal(await commandOutput("ls", ["-a", ...hostDirs]), filesBefore, "host files changed");
@@ -511,7 +274,7 @@ Deno.test({
         probe.periodSeconds;
       assert.equal(restartAt - lastLine, simulate(plan, phase).restartAfter);
       // The restarted container starts with a fresh counter, though the emptyDir kept it.
-      const state = await Deno.readTextFile(`${pod.dir}/emptydir-log-probe-state/state`);
+      const state = await Deno.readTextFile(`${pod.emptyDir("log-probe-state")}/state`);
       assert.match(state, /^3 \d+:\d+\n$/);
       await pod.restart();
       pod.log("processed job 1", pod.server.now);
@@ -585,11 +348,11 @@ Deno.test({
       assert.equal(command[0], "/usr/local/bin/log-probe");
       const bin = [`${COMPILED_DIR} /usr/local/bin ro`];
       pod.log("processed job 1", pod.server.now);
-      const alive = await pod.exec(command, bin);
+      const alive = await pod.exec(command, { mounts: bin });
       assert.equal(alive.stderr, "");
       assert.equal(alive.stdout, "alive: output in the last 60s\n");
       pod.server.now += 61_000;
-      const silent = await pod.exec(command, bin);
+      const silent = await pod.exec(command, { mounts: bin });
       assert.equal(silent.code, 1);
       assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check/);
     });

@@ -13,6 +13,9 @@
 set -euo pipefail
 root=$1 uid=$2 mounts=$3
 shift 4
+# mount(8) keeps its bookkeeping in /run/mount, creating it on a machine's first
+# mount: keep it beside ROOT instead, so the host's files never change.
+export LIBMOUNT_UTAB="$root.utab/utab"
 
 mount -t tmpfs -o mode=0755 sandbox-root "$root"
 for dir in usr etc; do

@@ -1,0 +1,343 @@
+/**
+ * A kubelet stand-in for the tests and the benchmark: renders an example with
+ * `kubectl kustomize`, lays out one pod's volumes on the host (a projected
+ * service-account token, the ConfigMap, the emptyDirs), and runs a container's
+ * `livenessProbe.exec.command` the way the kubelet does: no shell, the
+ * container's environment with the downward API evaluated, its user, its
+ * volume mounts, a read-only root (`testing/sandbox.sh`).
+ *
+ * Needs `kubectl`, and root with `unshare` for the sandbox: check
+ * {@linkcode hasKubectl} and {@linkcode canSandbox} first.
+ *
+ * @example
+ * ```ts ignore
+ * const pod = await KubeletPod.create("examples/deployment");
+ * try {
+ *   pod.log("processed job 1");
+ *   const run = await pod.exec();
+ *   console.log(run.code, run.stdout); // 0 "alive: output in the last 60s\n"
+ * } finally {
+ *   await pod.close();
+ * }
+ * ```
+ *
+ * @module
+ */
+import { parseAllDocuments } from "yaml";
+import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
+import { commandOutput } from "./cluster.ts";
+
+/** The repository's root folder, ending in `/`. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+/** Where the kubelet mounts the service-account token, CA and namespace. */
+export const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** A parsed Kubernetes object. */
+// deno-lint-ignore no-explicit-any
+export type Manifest = any;
+
+/** What one run in the sandbox printed and returned. */
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@linkcode KubeletPod.exec}. */
+export interface ExecOptions {
+  /** Test-only mounts besides the pod's volumes, as "SOURCE TARGET ro|rw" lines. */
+  mounts?: string[];
+  /** Environment variables to add to the container's. */
+  env?: Record<string, string>;
+}
+
+async function succeeds(command: string, args: string[]): Promise<boolean> {
+  try {
+    return (await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output())
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `kubectl` (with its built-in kustomize) can be run. */
+export const hasKubectl: boolean = await succeeds("kubectl", ["version", "--client"]);
+/** Whether this process may make private mount and PID namespaces (root and `unshare`). */
+export const canSandbox: boolean = await succeeds("unshare", [
+  "--mount",
+  "--pid",
+  "--fork",
+  "--propagation",
+  "private",
+  "true",
+]);
+
+/**
+ * Renders the kustomization in `dir` (relative to the repository's root) with
+ * `kubectl kustomize`; throws if it fails or warns.
+ */
+export async function render(dir: string): Promise<Manifest[]> {
+  const output = await new Deno.Command("kubectl", {
+    args: ["kustomize", `${ROOT}${dir}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  if (!output.success || stderr !== "") {
+    throw new Error(`kubectl kustomize ${dir} failed or warned: ${stderr}`);
+  }
+  return parseAllDocuments(new TextDecoder().decode(output.stdout)).map((doc) => doc.toJS());
+}
+
+/** The one object of `kind` in `manifests`; throws unless there is exactly one. */
+export function only(manifests: Manifest[], kind: string): Manifest {
+  const found = manifests.filter((m) => m.kind === kind);
+  if (found.length !== 1) throw new Error(`Expected one ${kind}, found ${found.length}`);
+  return found[0];
+}
+
+/**
+ * Starts the stand-in API server on port 443 of a random loopback address, so
+ * two test runs on one machine never collide (`--allow-net=127.0.0.0/8:443`).
+ */
+function startApiServer(pki: Pki): FakeApiServer {
+  for (let attempt = 0;; attempt++) {
+    const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
+    const host = `127.${a}.${b}.${(c % 254) + 1}`;
+    try {
+      return new FakeApiServer(pki, host, 443);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse) || attempt === 9) throw error;
+    }
+  }
+}
+
+/** One pod of a rendered example: its files on the host, its API server, its probe runs. */
+export class KubeletPod {
+  readonly token = `tok-${crypto.randomUUID()}`;
+  readonly podName = "worker-5d8f7c9b6-x2x7q";
+  /** Every stdout and stderr of every run, to prove the token never shows. */
+  readonly outputs: string[] = [];
+  /** The host file behind the current container's termination-message path. */
+  terminationLog = "";
+  #restarts = 0;
+
+  private constructor(
+    /** The host folder holding the pod's volumes; removed by {@linkcode close}. */
+    readonly dir: string,
+    readonly deployment: Manifest,
+    readonly configMap: Manifest,
+    readonly server: FakeApiServer,
+    readonly pki: Pki,
+  ) {}
+
+  /** The namespace the pod runs in (`default` when the example sets none). */
+  get namespace(): string {
+    return this.deployment.metadata.namespace ?? "default";
+  }
+
+  /** The probed container: the Deployment's first. */
+  get container(): Manifest {
+    return this.deployment.spec.template.spec.containers[0];
+  }
+
+  /**
+   * Renders the repository's root and `overlay` (a folder of the repository,
+   * e.g. `examples/deployment`), applied after it as the README says, starts an API server that knows the pod and grants its account what the
+   * rendered RBAC grants, and lays out the pod's volumes.
+   */
+  static async create(overlay: string): Promise<KubeletPod> {
+    const root = await render(".");
+    const manifests = [...root, ...await render(overlay)];
+    const deployment = only(manifests, "Deployment");
+    const pki = await makePki();
+    const server = startApiServer(pki);
+    const dir = await Deno.makeTempDir({ prefix: "log-probe-sandbox-" });
+    await Deno.chmod(dir, 0o755);
+    const pod = new KubeletPod(dir, deployment, only(root, "ConfigMap"), server, pki);
+    const account = deployment.spec.template.spec.serviceAccountName ?? "default";
+    server.addServiceAccount(pod.token, pod.namespace, account, pod.#mayReadLogs(manifests));
+    server.addPod(pod.namespace, pod.podName, [pod.container.name]);
+    // A projected service-account volume: files behind ..data, as the kubelet writes them.
+    const stamp = "..2026_11_25_12_00_00.000000000";
+    await pod.#atomicWriterVolume("serviceaccount", stamp, {
+      token: pod.token,
+      "ca.crt": pki.caCert,
+      namespace: pod.namespace,
+    });
+    await pod.#atomicWriterVolume("configmap", stamp, pod.configMap.data);
+    await Deno.writeTextFile(
+      `${dir}/hosts`,
+      `127.0.0.1 localhost\n${server.url.split(/[/:]+/)[1]} kubernetes.default.svc\n`,
+    );
+    await pod.restart();
+    await pod.resetVolumes();
+    return pod;
+  }
+
+  /** RBAC as rendered: the account may read logs only if a Role and a binding say so. */
+  #mayReadLogs(manifests: Manifest[]): boolean {
+    const account = this.deployment.spec.template.spec.serviceAccountName ?? "default";
+    const roles = manifests.filter((m) =>
+      m.kind === "Role" &&
+      m.rules.some((r: Manifest) => r.resources.includes("pods/log") && r.verbs.includes("get"))
+    ).map((m) => m.metadata.name);
+    return manifests.some((m) =>
+      m.kind === "RoleBinding" && roles.includes(m.roleRef.name) &&
+      m.subjects.some((s: Manifest) =>
+        s.kind === "ServiceAccount" && s.name === account &&
+        (s.namespace ?? this.namespace) === this.namespace
+      )
+    );
+  }
+
+  /** Files behind a `..data` link, as the kubelet writes ConfigMap and projected volumes. */
+  async #atomicWriterVolume(
+    name: string,
+    stamp: string,
+    files: Record<string, string>,
+  ): Promise<void> {
+    await Deno.mkdir(`${this.dir}/${name}/${stamp}`, { recursive: true });
+    for (const [file, text] of Object.entries(files)) {
+      await Deno.writeTextFile(`${this.dir}/${name}/${stamp}/${file}`, text);
+      await symlink(`..data/${file}`, `${this.dir}/${name}/${file}`);
+    }
+    await symlink(stamp, `${this.dir}/${name}/..data`);
+  }
+
+  async #emptyDir(name: string): Promise<string> {
+    const path = this.emptyDir(name);
+    await Deno.remove(path, { recursive: true }).catch(() => {});
+    await Deno.mkdir(path);
+    await Deno.chmod(path, 0o777);
+    return path;
+  }
+
+  /** The host folder behind the emptyDir volume `name`. */
+  emptyDir(name: string): string {
+    return `${this.dir}/emptydir-${name}`;
+  }
+
+  /** A container (re)start: a new termination-message file, an empty log; emptyDirs stay. */
+  async restart(): Promise<void> {
+    this.terminationLog = `${this.dir}/termination-log-${this.#restarts++}`;
+    await Deno.writeTextFile(this.terminationLog, "");
+    await Deno.chmod(this.terminationLog, 0o666);
+    this.server.pods.get(`${this.namespace}/${this.podName}`)?.containers.set(
+      this.container.name,
+      [],
+    );
+  }
+
+  /** Empties every emptyDir, as for a new pod. */
+  async resetVolumes(): Promise<void> {
+    for (const volume of this.deployment.spec.template.spec.volumes ?? []) {
+      if (volume.emptyDir) await this.#emptyDir(volume.name);
+    }
+  }
+
+  /** The container prints `text` at `at` (the API server's clock by default). */
+  log(text: string, at: number = this.server.now): void {
+    this.server.pods.get(`${this.namespace}/${this.podName}`)!.containers
+      .get(this.container.name)!.push({ at, text });
+  }
+
+  /** The container's environment as the kubelet sets it, downward API evaluated. */
+  env(): Record<string, string> {
+    const env: Record<string, string> = {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      HOSTNAME: this.podName,
+      HOME: "/",
+      KUBERNETES_SERVICE_HOST: this.server.url.split(/[/:]+/)[1],
+      KUBERNETES_SERVICE_PORT: "443",
+    };
+    const fields: Record<string, string> = {
+      "metadata.name": this.podName,
+      "metadata.namespace": this.namespace,
+    };
+    for (const variable of this.container.env ?? []) {
+      const path = variable.valueFrom?.fieldRef?.fieldPath;
+      env[variable.name] = path ? fields[path] : variable.value;
+    }
+    return env;
+  }
+
+  /** The rendered probe command with only argv[0] replaced by the local Deno. */
+  get probeCommand(): string[] {
+    return [Deno.execPath(), ...this.container.livenessProbe.exec.command.slice(1)];
+  }
+
+  /**
+   * The host command that runs `argv` in the sandbox with the pod's volumes,
+   * for callers that start it their own way (under a timer, say).
+   */
+  async sandboxCommand(argv: string[], options: ExecOptions = {}): Promise<string[]> {
+    const spec = this.deployment.spec.template.spec;
+    const mounts = [
+      `${this.dir}/serviceaccount ${SA_DIR} ro`,
+      `${this.terminationLog} ${
+        this.container.terminationMessagePath ?? "/dev/termination-log"
+      } rw`,
+      `${this.dir}/hosts /etc/hosts ro`,
+      `${Deno.execPath()} ${Deno.execPath()} ro`,
+      ...options.mounts ?? [],
+    ];
+    for (const mount of this.container.volumeMounts ?? []) {
+      const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
+      const source = volume.configMap ? `${this.dir}/configmap` : this.emptyDir(volume.name);
+      mounts.push(`${source} ${mount.mountPath} ${mount.readOnly ? "ro" : "rw"}`);
+    }
+    const file = await Deno.makeTempFile({ dir: this.dir, prefix: "mounts-" });
+    await Deno.writeTextFile(file, mounts.join("\n") + "\n");
+    const root = await Deno.makeTempDir({ dir: this.dir, prefix: "root-" });
+    const env = Object.entries({ ...this.env(), ...options.env }).map(([k, v]) => `${k}=${v}`);
+    return [
+      "unshare",
+      "--mount",
+      "--pid",
+      "--fork",
+      "--propagation",
+      "private",
+      "bash",
+      `${ROOT}testing/sandbox.sh`,
+      root,
+      String(spec.securityContext.runAsUser),
+      file,
+      "--",
+      "/usr/bin/env",
+      "-i",
+      ...env,
+      ...argv,
+    ];
+  }
+
+  /** Runs `argv` (the probe command by default) in the sandbox, as the kubelet would. */
+  async exec(argv: string[] = this.probeCommand, options: ExecOptions = {}): Promise<ExecResult> {
+    const [command, ...args] = await this.sandboxCommand(argv, options);
+    const output = await new Deno.Command(command, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const run = {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: new TextDecoder().decode(output.stderr),
+    };
+    this.outputs.push(run.stdout, run.stderr);
+    return run;
+  }
+
+  /** Stops the API server and removes the pod's files. */
+  async close(): Promise<void> {
+    await this.server.close();
+    await Deno.remove(this.dir, { recursive: true });
+    await Deno.remove(this.pki.dir, { recursive: true });
+  }
+}
+
+/** `ln -s`: Deno.symlink needs unscoped read and write permissions, which the tests do not get. */
+async function symlink(target: string, path: string): Promise<void> {
+  await commandOutput("ln", ["-s", target, path]);
+}
