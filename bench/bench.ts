@@ -16,8 +16,8 @@
  * @module
  */
 import os from "node:os";
-import { FakeApiServer, makePki } from "../testing/apiserver.ts";
-import { API_HOST, BENCH_DIR, BenchPod, type Cost, SA_DIR } from "./pod.ts";
+import { KubeletPod, SA_DIR } from "../testing/kubelet.ts";
+import { BENCH_DIR, type Cost, measure } from "./meter.ts";
 import { CpuCgroups } from "./cgroup.ts";
 import { plot, type Results, type Stats } from "./plot.ts";
 
@@ -36,7 +36,7 @@ interface Tool {
   label: string;
   argv: string[];
   mounts?: string[];
-  env?: Record<string, string | undefined>;
+  env?: Record<string, string>;
 }
 
 interface Sample extends Cost {
@@ -59,15 +59,15 @@ function stats(values: number[]): Stats {
 const loadavg = () => Deno.loadavg().map((v) => v.toFixed(2)).join(" ");
 const load: string[] = [loadavg()];
 
-const pki = await makePki();
-const server = new FakeApiServer(pki, API_HOST, 443);
-const pod = await BenchPod.create(pki, server, "examples/deployment");
-const [deno] = pod.probeCommand;
-const denoRun = [deno, "run", ...pod.denoFlags];
+const pod = await KubeletPod.create("examples/deployment");
+const { server } = pod;
+// The floors run with the rendered command's Deno flags, between `run` and the script.
+const script = pod.probeCommand.findIndex((arg, i) => i > 1 && !arg.startsWith("-"));
+const denoRun = pod.probeCommand.slice(0, script);
 const url =
   `https://kubernetes.default.svc/api/v1/namespaces/${pod.namespace}/pods/${pod.podName}` +
   `/log?sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64`;
-const seedTmp = await pod.scratch("seed-tmp");
+const seedTmp = await scratch("seed-tmp");
 const stateFile = pod.probeCommand.find((arg) => arg.startsWith("--state-file="))?.split("=")[1];
 const stateVolume = pod.container.volumeMounts.find((m: { mountPath: string }) =>
   stateFile?.startsWith(`${m.mountPath}/`)
@@ -101,6 +101,14 @@ try {
   skipped.seed = `${SEED} not found`;
 }
 
+/** A host folder standing for one more writable volume. */
+async function scratch(name: string): Promise<string> {
+  const path = `${pod.dir}/scratch-${name}`;
+  await Deno.mkdir(path);
+  await Deno.chmod(path, 0o777);
+  return path;
+}
+
 /** The steady state of a healthy container: a counter of 0 for this instance. */
 async function resetCounters(): Promise<void> {
   await Deno.remove(`${seedTmp}/ProbeFailedTimes`).catch(() => {});
@@ -116,7 +124,7 @@ async function runOnce(
 ): Promise<Sample> {
   await resetCounters();
   const seen = server.seen.length;
-  const cost = await pod.exec(tool.argv, { mounts: tool.mounts, env: tool.env, ...options });
+  const cost = await measure(pod, tool.argv, { mounts: tool.mounts, env: tool.env, ...options });
   if (cost.stderr.trim()) throw new Error(`${tool.id} wrote to stderr: ${cost.stderr}`);
   return {
     ...cost,
@@ -194,7 +202,7 @@ for (const size of SIZES) {
 
 // 2. The same check with the other Deno cache setting, to show what the cache is worth.
 fill(1_000);
-const cacheDir = await pod.scratch("deno-cache");
+const cacheDir = await scratch("deno-cache");
 const rendered = pod.env().DENO_DIR;
 const variants: Tool[] = [
   {
@@ -206,7 +214,7 @@ const variants: Tool[] = [
     id: "read-only cache",
     label: "DENO_DIR unset: cache under $HOME=/ on the read-only root",
     argv: pod.probeCommand,
-    env: { DENO_DIR: undefined },
+    env: { DENO_DIR: "/.cache/deno" }, // where Deno puts it with DENO_DIR unset and HOME=/
   },
   {
     id: "writable cache",
@@ -285,9 +293,7 @@ const output: Results = {
 };
 await Deno.writeTextFile(`${HERE}results.json`, JSON.stringify(output, null, 2) + "\n");
 await Deno.writeTextFile(`${HERE}results.svg`, plot(output));
-await server.close();
-await pod.remove();
-await Deno.remove(pki.dir, { recursive: true });
+await pod.close();
 
 // Tables for bench/README.md and the README.
 const size = (bytes: number) =>
