@@ -18,6 +18,12 @@ import {
   ROOT,
 } from "../testing/kubelet.ts";
 
+const EXAMPLES = [
+  "examples/deployment",
+  "examples/dedicated-account",
+  "examples/quick",
+  "examples/compiled",
+];
 const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
 const NO_SANDBOX = !hasKubectl
   ? NO_KUBECTL
@@ -32,55 +38,73 @@ function workerOf(deployment: Manifest): Manifest {
 /** Splits the probe argv into Deno's flags, the script and the probe's own flags. */
 function probeArgv(container: Manifest): { flags: string[]; script: string; args: string[] } {
   const command: string[] = container.livenessProbe.exec.command;
-  assert.equal(command[1], "run");
-  const script = command.findIndex((arg, i) => i > 1 && !arg.startsWith("-"));
+  const run = command.indexOf("run");
+  const script = command.findIndex((arg, i) => i > run && !arg.startsWith("-"));
   return {
-    flags: command.slice(2, script),
+    flags: command.slice(run + 1, script),
     script: command[script],
     args: command.slice(script + 1),
   };
 }
 
 Deno.test({
-  name: `kubectl kustomize renders the root: ConfigMap is probe.ts byte for byte${NO_KUBECTL}`,
+  name:
+    `the root renders one release: a Role and log-probe-v<VERSION> holding probe.ts and install-deno.sh${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
     const manifests = await render(".");
+    assert.deepEqual(manifests.map((m) => m.kind).sort(), ["ConfigMap", "Role"]);
+    const version = (await Deno.readTextFile(`${ROOT}VERSION`)).trim();
+    assert.match(version, /^\d+\.\d+\.\d+$/);
+    const probe = await Deno.readTextFile(`${ROOT}probe.ts`);
+    assert.ok(probe.includes(`export const VERSION = "${version}";`), "probe.ts's VERSION");
     const configMap = only(manifests, "ConfigMap");
-    assert.equal(configMap.metadata.name, "log-probe");
-    assert.equal(configMap.data["probe.ts"], await Deno.readTextFile(`${ROOT}probe.ts`));
-    assert.deepEqual(manifests.map((m) => m.kind).sort(), [
-      "ConfigMap",
-      "Role",
-      "RoleBinding",
-      "ServiceAccount",
-    ]);
+    assert.equal(configMap.metadata.name, `log-probe-v${version}`);
+    assert.ok(!manifests.some((m) => m.metadata.namespace), "no namespace: -n decides");
+    assert.deepEqual(configMap.data, {
+      "probe.ts": probe,
+      "install-deno.sh": await Deno.readTextFile(`${ROOT}manifests/install-deno.sh`),
+    });
+    for (const dir of EXAMPLES) {
+      const deployment = only(await render(dir), "Deployment");
+      const names = deployment.spec.template.spec.volumes.map((v: Manifest) => v.configMap?.name);
+      assert.ok(
+        !names.some((n: string) => n?.startsWith("log-probe") && n !== configMap.metadata.name),
+        dir,
+      );
+    }
   },
 });
 
 Deno.test({
   name:
-    `the Role grants get on pods/log and nothing else, bound to the Deployment's account${NO_KUBECTL}`,
+    `the Role grants get on pods/log and nothing else, bound to the account the workload runs as${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
-    const manifests = await render(".");
-    assert.ok(!manifests.some((m) => m.kind.startsWith("Cluster")), "no cluster-wide RBAC");
-    const role = only(manifests, "Role");
+    const role = only(await render("."), "Role");
     assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods/log"], verbs: ["get"] }]);
-    const binding = only(manifests, "RoleBinding");
-    const account = only(manifests, "ServiceAccount");
-    assert.deepEqual(binding.roleRef, {
-      apiGroup: "rbac.authorization.k8s.io",
-      kind: "Role",
-      name: role.metadata.name,
-    });
-    const deployment = only(await render("examples/deployment"), "Deployment");
-    assert.equal(deployment.spec.template.spec.serviceAccountName, account.metadata.name);
-    assert.deepEqual(binding.subjects, [{
-      kind: "ServiceAccount",
-      name: account.metadata.name,
-      namespace: deployment.metadata.namespace,
-    }]);
+    const accounts: Record<string, string> = {
+      "examples/deployment": "worker", // the workload's own, kept
+      "examples/dedicated-account": "log-probe", // for a workload that had none
+    };
+    for (const [dir, account] of Object.entries(accounts)) {
+      const manifests = await render(dir);
+      assert.ok(!manifests.some((m) => m.kind.startsWith("Cluster")), "no cluster-wide RBAC");
+      assert.ok(!manifests.some((m) => m.metadata.namespace), `${dir}: no namespace: -n decides`);
+      const deployment = only(manifests, "Deployment");
+      assert.equal(deployment.spec.template.spec.serviceAccountName, account, dir);
+      assert.equal(only(manifests, "ServiceAccount").metadata.name, account, dir);
+      const binding = only(manifests, "RoleBinding");
+      assert.deepEqual(binding.roleRef, {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "Role",
+        name: role.metadata.name,
+      });
+      // No namespace: in a RoleBinding, that is the binding's own.
+      assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: account }], dir);
+    }
+    const patch = await Deno.readTextFile(`${ROOT}examples/deployment/log-probe-patch.yaml`);
+    assert.ok(!patch.includes("serviceAccountName:"), "the patch leaves the account alone");
   },
 });
 
@@ -124,8 +148,16 @@ Deno.test({
     assert.deepEqual(worker.env.find((e: Manifest) => e.name === "POD_NAME").valueFrom, {
       fieldRef: { fieldPath: "metadata.name" },
     });
+    // Deno through the loader the init container copied: nothing from the app's image.
     const init = deployment.spec.template.spec.initContainers[0];
-    assert.equal(command[0], `${init.volumeMounts[0].mountPath}/deno`);
+    const deno = init.volumeMounts.find((m: Manifest) => m.name === "deno").mountPath;
+    assert.deepEqual(command.slice(0, 5), [
+      `${deno}/ld.so`,
+      "--library-path",
+      deno,
+      `${deno}/deno`,
+      "run",
+    ]);
   },
 });
 
@@ -176,7 +208,7 @@ Deno.test({
   name: `every example meets the "restricted" Pod Security Standard${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
-    for (const dir of ["examples/deployment", "examples/quick", "examples/compiled"]) {
+    for (const dir of EXAMPLES) {
       const deployment = only(await render(dir), "Deployment");
       assert.deepEqual(restrictedViolations(deployment.spec.template.spec), [], dir);
     }
@@ -334,6 +366,22 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    `the probe's root holds only the pod's mounts: no libc, no shell, no /etc/nsswitch.conf${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    await withSandbox("examples/deployment", async (pod) => {
+      const deno = pod.probeCommand.slice(0, pod.probeCommand.indexOf("run"));
+      const list = "for (const d of ['/', '/etc']) console.log(d, [...Deno.readDirSync(d)]" +
+        ".map((e) => e.name).sort().join(' '))";
+      const run = await pod.exec([...deno, "eval", list]);
+      assert.equal(run.stderr, "");
+      assert.equal(run.stdout, "/ dev etc opt proc termination-log var\n/etc hosts\n");
+    });
+  },
+});
+
 const COMPILED_DIR = await Deno.makeTempDir({ prefix: "log-probe-compiled-" });
 const NO_COMPILE = await compileProbe(COMPILED_DIR).then((why) => why && ` (skipped: ${why})`);
 
@@ -348,11 +396,11 @@ Deno.test({
       assert.equal(command[0], "/usr/local/bin/log-probe");
       const bin = [`${COMPILED_DIR} /usr/local/bin ro`];
       pod.log("processed job 1", pod.server.now);
-      const alive = await pod.exec(command, { mounts: bin });
+      const alive = await pod.exec(command, { mounts: bin, image: "host" });
       assert.equal(alive.stderr, "");
       assert.equal(alive.stdout, "alive: output in the last 60s\n");
       pod.server.now += 61_000;
-      const silent = await pod.exec(command, { mounts: bin });
+      const silent = await pod.exec(command, { mounts: bin, image: "host" });
       assert.equal(silent.code, 1);
       assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check/);
     });

@@ -49,6 +49,14 @@ export interface ExecOptions {
   mounts?: string[];
   /** Environment variables to add to the container's. */
   env?: Record<string, string>;
+  /**
+   * What the container's image holds: `"empty"` (the default: nothing, as
+   * `FROM scratch`) or `"host"` (the host's /usr, /etc and /lib, a Debian-like
+   * image).
+   */
+  image?: "empty" | "host";
+  /** Run as this container of the pod (its user, environment and mounts): the probed one by default. */
+  container?: Manifest;
 }
 
 async function succeeds(command: string, args: string[]): Promise<boolean> {
@@ -171,8 +179,32 @@ export class KubeletPod {
       `127.0.0.1 localhost\n${server.url.split(/[/:]+/)[1]} kubernetes.default.svc\n`,
     );
     await pod.restart();
-    await pod.resetVolumes();
+    for (const volume of deployment.spec.template.spec.volumes ?? []) {
+      if (volume.emptyDir) await pod.#emptyDir(volume.name);
+    }
+    await pod.#runInitContainers();
     return pod;
+  }
+
+  /**
+   * Runs each init container's command as the kubelet would. The official Deno
+   * image is the only one known here: the host's files with the local Deno on
+   * the PATH stand in for it.
+   */
+  async #runInitContainers(): Promise<void> {
+    const denoDir = Deno.execPath().replace(/\/[^/]*$/, "");
+    for (const init of this.deployment.spec.template.spec.initContainers ?? []) {
+      if (!init.image.startsWith("denoland/deno:")) {
+        throw new Error(`No stand-in for the image ${init.image}`);
+      }
+      const run = await this.exec([...init.command, ...init.args ?? []], {
+        container: init,
+        image: "host",
+        mounts: [`${Deno.execPath()} ${Deno.execPath()} ro`],
+        env: { PATH: `${denoDir}:${this.env(init).PATH}` },
+      });
+      if (run.code !== 0) throw new Error(`Init container ${init.name} failed: ${run.stderr}`);
+    }
   }
 
   /** RBAC as rendered: the account may read logs only if a Role and a binding say so. */
@@ -229,10 +261,12 @@ export class KubeletPod {
     );
   }
 
-  /** Empties every emptyDir, as for a new pod. */
+  /** Empties the emptyDirs the probed container writes to, as for a new pod. */
   async resetVolumes(): Promise<void> {
-    for (const volume of this.deployment.spec.template.spec.volumes ?? []) {
-      if (volume.emptyDir) await this.#emptyDir(volume.name);
+    for (const mount of this.container.volumeMounts ?? []) {
+      const volume = this.deployment.spec.template.spec.volumes
+        .find((v: Manifest) => v.name === mount.name);
+      if (volume.emptyDir && !mount.readOnly) await this.#emptyDir(volume.name);
     }
   }
 
@@ -242,8 +276,8 @@ export class KubeletPod {
       .get(this.container.name)!.push({ at, text });
   }
 
-  /** The container's environment as the kubelet sets it, downward API evaluated. */
-  env(): Record<string, string> {
+  /** A container's environment as the kubelet sets it, downward API evaluated. */
+  env(container: Manifest = this.container): Record<string, string> {
     const env: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       HOSTNAME: this.podName,
@@ -255,42 +289,51 @@ export class KubeletPod {
       "metadata.name": this.podName,
       "metadata.namespace": this.namespace,
     };
-    for (const variable of this.container.env ?? []) {
+    for (const variable of container.env ?? []) {
       const path = variable.valueFrom?.fieldRef?.fieldPath;
       env[variable.name] = path ? fields[path] : variable.value;
     }
     return env;
   }
 
-  /** The rendered probe command with only argv[0] replaced by the local Deno. */
+  /** The probed container's rendered `livenessProbe.exec.command`. */
   get probeCommand(): string[] {
-    return [Deno.execPath(), ...this.container.livenessProbe.exec.command.slice(1)];
+    return this.container.livenessProbe.exec.command;
   }
 
   /**
-   * The host command that runs `argv` in the sandbox with the pod's volumes,
-   * for callers that start it their own way (under a timer, say).
+   * The host command that runs `argv` in the sandbox as `container` (the
+   * probed container by default) with its volume mounts, for callers that
+   * start it their own way (under a timer, say).
    */
-  async sandboxCommand(argv: string[], options: ExecOptions = {}): Promise<string[]> {
+  async sandboxCommand(
+    argv: string[],
+    options: ExecOptions = {},
+  ): Promise<string[]> {
     const spec = this.deployment.spec.template.spec;
+    const container = options.container ?? this.container;
+    // What the kubelet mounts into every container, besides its volumes.
     const mounts = [
       `${this.dir}/serviceaccount ${SA_DIR} ro`,
-      `${this.terminationLog} ${
-        this.container.terminationMessagePath ?? "/dev/termination-log"
-      } rw`,
+      `${this.terminationLog} ${container.terminationMessagePath ?? "/dev/termination-log"} rw`,
       `${this.dir}/hosts /etc/hosts ro`,
-      `${Deno.execPath()} ${Deno.execPath()} ro`,
       ...options.mounts ?? [],
     ];
-    for (const mount of this.container.volumeMounts ?? []) {
+    for (const mount of container.volumeMounts ?? []) {
       const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
       const source = volume.configMap ? `${this.dir}/configmap` : this.emptyDir(volume.name);
       mounts.push(`${source} ${mount.mountPath} ${mount.readOnly ? "ro" : "rw"}`);
     }
-    const file = await Deno.makeTempFile({ dir: this.dir, prefix: "mounts-" });
-    await Deno.writeTextFile(file, mounts.join("\n") + "\n");
+    const mountsFile = await Deno.makeTempFile({ dir: this.dir, prefix: "mounts-" });
+    await Deno.writeTextFile(mountsFile, mounts.join("\n") + "\n");
+    const envFile = await Deno.makeTempFile({ dir: this.dir, prefix: "env-" });
+    const env = { ...this.env(container), ...options.env };
+    await Deno.writeTextFile(
+      envFile,
+      Object.entries(env).map(([name, value]) => `${name}=${value}\n`).join(""),
+    );
     const root = await Deno.makeTempDir({ dir: this.dir, prefix: "root-" });
-    const env = Object.entries({ ...this.env(), ...options.env }).map(([k, v]) => `${k}=${v}`);
+    const uid = container.securityContext?.runAsUser ?? spec.securityContext.runAsUser;
     return [
       "unshare",
       "--mount",
@@ -301,12 +344,11 @@ export class KubeletPod {
       "bash",
       `${ROOT}testing/sandbox.sh`,
       root,
-      String(spec.securityContext.runAsUser),
-      file,
+      String(uid),
+      mountsFile,
+      envFile,
+      options.image ?? "empty",
       "--",
-      "/usr/bin/env",
-      "-i",
-      ...env,
       ...argv,
     ];
   }
