@@ -17,7 +17,7 @@
  */
 import os from "node:os";
 import { KubeletPod, SA_DIR } from "../testing/kubelet.ts";
-import { BENCH_DIR, type Cost, measure } from "./meter.ts";
+import { BENCH_DIR, buildMeter, type Cost, measure } from "./meter.ts";
 import { CpuCgroups } from "./cgroup.ts";
 import { plot, type Results, type Stats } from "./plot.ts";
 
@@ -37,6 +37,7 @@ interface Tool {
   argv: string[];
   mounts?: string[];
   env?: Record<string, string>;
+  image?: "empty" | "host";
 }
 
 interface Sample extends Cost {
@@ -61,8 +62,10 @@ const load: string[] = [loadavg()];
 
 const pod = await KubeletPod.create("examples/deployment");
 const { server } = pod;
+await buildMeter(pod.dir);
 // The floors run with the rendered command's Deno flags, between `run` and the script.
-const script = pod.probeCommand.findIndex((arg, i) => i > 1 && !arg.startsWith("-"));
+const run = pod.probeCommand.indexOf("run");
+const script = pod.probeCommand.findIndex((arg, i) => i > run && !arg.startsWith("-"));
 const denoRun = pod.probeCommand.slice(0, script);
 const url =
   `https://kubernetes.default.svc/api/v1/namespaces/${pod.namespace}/pods/${pod.podName}` +
@@ -96,6 +99,7 @@ try {
     // The article's pod has a writable /tmp for its counter and sets NAMESPACE.
     mounts: [`${SEED} /opt/seed/probe.sh ro`, `${seedTmp} /tmp rw`],
     env: { NAMESPACE: pod.namespace },
+    image: "host", // bash, curl, timeout, cat: a Debian-like image
   });
 } catch {
   skipped.seed = `${SEED} not found`;
@@ -124,7 +128,12 @@ async function runOnce(
 ): Promise<Sample> {
   await resetCounters();
   const seen = server.seen.length;
-  const cost = await measure(pod, tool.argv, { mounts: tool.mounts, env: tool.env, ...options });
+  const cost = await measure(pod, tool.argv, {
+    mounts: tool.mounts,
+    env: tool.env,
+    image: tool.image,
+    ...options,
+  });
   if (cost.stderr.trim()) throw new Error(`${tool.id} wrote to stderr: ${cost.stderr}`);
   return {
     ...cost,
@@ -216,14 +225,16 @@ const variants: Tool[] = [
     argv: pod.probeCommand,
     env: { DENO_DIR: "/.cache/deno" }, // where Deno puts it with DENO_DIR unset and HOME=/
   },
-  {
+];
+if (!rendered) {
+  variants.push({
     id: "writable cache",
     label: "DENO_DIR on a writable scratch emptyDir",
     argv: pod.probeCommand,
     mounts: [`${cacheDir} /deno-cache rw`],
     env: { DENO_DIR: "/deno-cache" },
-  },
-];
+  });
+}
 const variantSamples = await interleaved(variants, ROUNDS);
 const experiments = variants.map((v) => ({
   label: v.label,

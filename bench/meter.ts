@@ -1,8 +1,8 @@
 /**
  * One command run the way the kubelet runs an exec probe
  * ({@linkcode KubeletPod.sandboxCommand} from `testing/kubelet.ts`), measured
- * from inside the sandbox by `rusage.py` (wait4(2)), so the sandbox's own
- * setup is never counted; optionally inside a cgroup with a CPU quota, which
+ * from inside the sandbox by `rusage.c` (wait4(2), built static so it runs in
+ * an image that holds nothing), so the sandbox's own setup is never counted; optionally inside a cgroup with a CPU quota, which
  * the sandbox joins before it starts, as an exec probe runs in the
  * container's cgroup.
  *
@@ -10,9 +10,26 @@
  */
 import type { KubeletPod } from "../testing/kubelet.ts";
 
-/** Where `bench/` is mounted inside the sandbox, for the floors and the meter. */
+/** Where `bench/` is mounted inside the sandbox, for the floors. */
 export const BENCH_DIR = "/opt/log-probe-bench";
+const METER = "/opt/log-probe-meter/rusage";
 const HERE = new URL(".", import.meta.url).pathname;
+
+/**
+ * Builds the meter (`cc -static bench/rusage.c`) into `dir`; call once before
+ * {@linkcode measure}.
+ */
+export async function buildMeter(dir: string): Promise<void> {
+  const output = await new Deno.Command("cc", {
+    args: ["-O2", "-static", "-o", `${dir}/rusage`, `${HERE}rusage.c`],
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    throw new Error(`cc -static bench/rusage.c failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  meterBinary = `${dir}/rusage`;
+}
+let meterBinary = "";
 
 /** What one run cost, measured inside the sandbox. */
 export interface Cost {
@@ -34,6 +51,8 @@ export interface MeasureOptions {
   mounts?: string[];
   /** Environment variables added to the container's. */
   env?: Record<string, string>;
+  /** What the container's image holds (see `testing/kubelet.ts`): `empty` by default. */
+  image?: "empty" | "host";
   /** A `cgroup.procs` file the sandbox joins before it starts. */
   cgroup?: string;
   /** Seconds to sleep inside the sandbox before the clock starts (lets a CFS quota refill). */
@@ -54,16 +73,12 @@ export async function measure(
   argv: string[],
   options: MeasureOptions = {},
 ): Promise<Cost> {
-  const meter = [
-    "/usr/bin/python3",
-    "-I",
-    "-S",
-    `${BENCH_DIR}/rusage.py`,
-    String(options.settle ?? 0),
-  ];
+  if (!meterBinary) throw new Error("Call buildMeter first");
+  const meter = [METER, String(options.settle ?? 0)];
   const sandbox = await pod.sandboxCommand([...meter, ...argv], {
-    mounts: [`${HERE} ${BENCH_DIR} ro`, ...options.mounts ?? []],
+    mounts: [`${HERE} ${BENCH_DIR} ro`, `${meterBinary} ${METER} ro`, ...options.mounts ?? []],
     env: options.env,
+    image: options.image,
   });
   const join = options.cgroup ? ["sh", "-c", `echo $$ > ${options.cgroup} && exec "$@"`, "sh"] : [];
   const [command, ...args] = [...join, ...sandbox];
