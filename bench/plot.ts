@@ -1,7 +1,7 @@
 /**
- * Draws bench/results.svg from the benchmark's results: wall time and bytes
- * from the API server against the log volume in the window, log scales, one
- * line per tool. Plain SVG, no packages.
+ * Draws bench/results.svg from the benchmark's results: wall time, CPU time
+ * and bytes from the API server against the log volume in the window, log
+ * scales, one line per tool. Plain SVG, no packages.
  *
  * @module
  */
@@ -15,24 +15,50 @@ export interface Stats {
   p75: number;
 }
 
+/** One tool's runs at one setting. */
+export interface Summary {
+  tool: string;
+  wallMs: Stats;
+  /** User + system CPU time of the command and the processes it waited for. */
+  cpuMs: Stats;
+  userMs: number;
+  sysMs: number;
+  peakRssMiB: Stats;
+  serverBytes: number;
+  exitCodes: number[];
+}
+
 /** What bench/results.json holds. */
 export interface Results {
   date: string;
-  machine: { cpus: number; model: string; memoryGiB: number; os: string };
+  machine: { cpus: number; model: string; memoryGiB: number; os: string; cgroup: string };
   deno: string;
   rounds: number;
+  quotaRounds: number;
+  /** /proc/loadavg before the run and after each part. */
+  loadavg: string[];
+  probeCommand: string[];
+  probeEnv: Record<string, string>;
   tools: Record<string, string>;
   skipped: Record<string, string>;
-  results: Array<{
-    tool: string;
+  results: Array<Summary & { logBytes: number }>;
+  /** Per-round ratios of the shipped probe to the bare-fetch floor and the seed script. */
+  targets: Array<{
     logBytes: number;
-    wallMs: Stats;
-    peakRssMiB: Stats;
-    serverBytes: number;
-    serverCpuMs: number;
-    exitCodes: number[];
+    wallRatio: Stats;
+    cpuRatio: Stats;
+    rssDeltaMiB: Stats;
+    cpuVsSeed?: Stats;
   }>;
-  experiments: Array<{ label: string; wallMs: number; peakRssMiB: number }>;
+  experiments: Array<Summary & { label: string }>;
+  quotas: Array<
+    Summary & {
+      millicores: number;
+      check: "alive" | "silent";
+      /** The cgroup's cpu.stat over this setting's runs (every tool, warm-up included). */
+      throttling: { periods: number; throttled: number; ms: number };
+    }
+  >;
 }
 
 const COLORS: Record<string, string> = {
@@ -147,7 +173,7 @@ function panel(
 
 /** The whole figure as an SVG document. */
 export function plot(results: Results): string {
-  const width = 2 * (PANEL.left + PANEL.width) + 80;
+  const width = 3 * (PANEL.left + PANEL.width) + 120;
   const height = PANEL.top + PANEL.height + 110;
   const legend = Object.entries(results.tools).map(([tool, label], i) => {
     const lx = PANEL.left + (i % 3) * 300;
@@ -160,7 +186,8 @@ export function plot(results: Results): string {
   const m = results.machine;
   const footer =
     `${m.cpus} cores (${m.model}), ${m.memoryGiB} GiB, ${m.os}; Deno ${results.deno}; ` +
-    `median of ${results.rounds} interleaved runs after a warm-up; ${results.date.slice(0, 10)}`;
+    `median of ${results.rounds} interleaved runs after a warm-up, each in a kubelet-like sandbox; ` +
+    results.date.slice(0, 10);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -178,6 +205,14 @@ export function plot(results: Results): string {
     panel(
       results,
       PANEL.left + PANEL.width + 40,
+      "CPU time per check (user+sys), ms",
+      (r) => r.cpuMs.median,
+      (r) => [r.cpuMs.min, r.cpuMs.max],
+      (v) => String(v),
+    ),
+    panel(
+      results,
+      2 * (PANEL.left + PANEL.width + 40),
       "Bytes the API server sends per check",
       (r) => r.serverBytes,
       undefined,
