@@ -124,10 +124,12 @@ export type Answer =
 
 /** What a check knows before it asks: the counter file's memory, and the time. */
 export interface CheckState {
-  /** Silent checks in a row so far. */
+  /** Silent checks in a row so far: the window's step. */
   silentChecks: number;
   /** The newest line that counted, as an earlier check of this container instance saw it. */
   lastOutput?: string;
+  /** The previous check of this container instance failed (exit 1). */
+  failing?: boolean;
   /**
    * The pod's clock, in ms: the node's clock (`CLOCK_REALTIME` is not namespaced), the one the
    * runtime stamps lines with and the kubelet turns `sinceSeconds` into a time with.
@@ -660,7 +662,11 @@ export function judge(
   const inWindow = remembered !== undefined && remembered <= window;
   const unknown = (why: string): Outcome => {
     const mode = options.onApiError ?? "streak";
-    if (inWindow && mode !== "fail") {
+    if (mode !== "streak") {
+      const code = mode === "fail" ? 1 : 0;
+      return outcome("unknown", code, silentChecks, `${why}; ${code ? "failed" : "not counted"}`);
+    }
+    if (inWindow) {
       return outcome(
         "unknown",
         0,
@@ -668,23 +674,11 @@ export function judge(
         `${why}; ${output} ${formatDuration(remembered)} ago is inside the ${window}s window`,
       );
     }
-    if (mode === "fail" || (mode === "streak" && silentChecks > 0)) {
-      const next = mode === "fail" ? silentChecks : silentChecks + 1;
-      return outcome(
-        "unknown",
-        1,
-        next,
-        `${why}; counted as silent (${plural(next, "silent check")} in a row)`,
-      );
-    }
-    return outcome(
-      "unknown",
-      0,
-      silentChecks,
-      `${why}; not counted${
-        silentChecks ? ` (${plural(silentChecks, "silent check")} in a row kept)` : ""
-      }`,
-    );
+    // As an answer with no new output would: the window grows; the kubelet's last result holds.
+    const next = silentChecks + 1;
+    return state.failing
+      ? outcome("unknown", 1, next, `${why}; failed, as the check before (${next} silent in a row)`)
+      : outcome("unknown", 0, next, `${why}; not counted, as the check before passed`);
   };
   if ("failure" in answer) {
     switch (answer.failure) {
@@ -809,14 +803,16 @@ export function oneLine(text: string, max = MAX_LINE): string {
 }
 
 /**
- * What the counter file says: the count, the container instance it counts for, and the newest
- * output that counted as a check of that instance saw it.
+ * What the counter file says: the count, the container instance it counts for, the newest output
+ * that counted as a check of that instance saw it, and whether that instance's last check failed.
  */
 export interface Counter {
   silentChecks: number;
   instance: string;
-  /** The timestamp of the newest line that counted, as the kubelet stamped it. */
+  /** The timestamp of the newest line that counted, in UTC. */
   lastOutput?: string;
+  /** The last check failed (exit 1): what an `unknown` check repeats. */
+  failing?: boolean;
   /** True when there is no counter file yet. */
   missing?: boolean;
   /** Why the stored count was not used, when it was not. */
@@ -826,21 +822,21 @@ export interface Counter {
 const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 
 /**
- * Reads the counter file's text, one line: `count instance [lastOutput]`. Garbage and another
- * instance's line give 0 and no memory, with a note.
+ * Reads the counter file's text, one line: `count instance lastOutput|- pass|fail` (a line of
+ * 0.1.0, `count instance`, is read too). Garbage and another instance's line give 0 and no
+ * memory, with a note.
  *
  * @example
  * ```ts
- * parseCounter("2 64768:1201 2026-11-25T12:00:00.5Z\n", "64768:1201");
- * // { silentChecks: 2, instance: "64768:1201", lastOutput: "2026-11-25T12:00:00.5Z" }
+ * parseCounter("2 64768:1201 2026-11-25T12:00:00.500Z fail\n", "64768:1201");
+ * // { silentChecks: 2, instance: "64768:1201", lastOutput: "2026-11-25T12:00:00.500Z", failing: true }
  * ```
  */
 export function parseCounter(text: string | undefined, instance: string): Counter {
   if (text === undefined) return { silentChecks: 0, instance, missing: true };
-  const match = text.match(/^(\d{1,9}) (\S{1,64})(?: (\S{1,40}))?\n?$/);
-  if (
-    !match || (match[3] !== undefined && (!STAMP.test(match[3]) || isNaN(Date.parse(match[3]))))
-  ) {
+  const match = text.match(/^(\d{1,9}) (\S{1,64})(?: (-|\S{20,40}) (pass|fail))?\n?$/);
+  const stamp = match?.[3] === "-" ? undefined : match?.[3];
+  if (!match || (stamp !== undefined && (!STAMP.test(stamp) || isNaN(Date.parse(stamp))))) {
     return { silentChecks: 0, instance, note: "counter file held garbage, counted as 0" };
   }
   if (match[2] !== instance && match[2] !== "-" && instance !== "-") {
@@ -850,17 +846,19 @@ export function parseCounter(text: string | undefined, instance: string): Counte
       note: "counter of a previous container instance discarded",
     };
   }
+  const silentChecks = Number(match[1]);
   return {
-    silentChecks: Number(match[1]),
+    silentChecks,
     instance,
-    ...(match[3] ? { lastOutput: match[3] } : {}),
+    ...(stamp ? { lastOutput: stamp } : {}),
+    failing: match[4] ? match[4] === "fail" : silentChecks > 0,
   };
 }
 
 /** The counter file's text: one short line. */
 export function formatCounter(counter: Counter): string {
-  return `${counter.silentChecks} ${counter.instance}${
-    counter.lastOutput ? ` ${counter.lastOutput}` : ""
+  return `${counter.silentChecks} ${counter.instance} ${counter.lastOutput ?? "-"} ${
+    counter.failing ? "fail" : "pass"
   }\n`;
 }
 
@@ -1192,7 +1190,7 @@ async function lookAtWindow(
   const timedOut = "failure" in answer && answer.failure === "timeout";
   return judge(
     timedOut ? { ...answer, detail: formatDuration(options.timeout) } : answer,
-    { silentChecks: counter.silentChecks, lastOutput: counter.lastOutput, now: Date.now() },
+    { ...counter, now: Date.now() },
     options,
     target,
   );
@@ -1264,9 +1262,10 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
     silentChecks: outcome.silentChecks,
     instance: counter.instance,
     lastOutput: outcome.lastOutput,
+    failing: outcome.code === 1,
   };
-  const changed = next.silentChecks !== counter.silentChecks ||
-    next.lastOutput !== counter.lastOutput || counter.note || counter.missing;
+  const changed = formatCounter(next) !== formatCounter(counter) || counter.note ||
+    counter.missing;
   if (options.growth !== "fixed" && outcome.verdict !== "error" && changed) {
     try {
       saveCounter(options.stateFile, next);
@@ -1522,7 +1521,7 @@ export async function backtest(
         lastOutput = new Date(Date.parse(stamp)).toISOString();
       }
     }
-    state = { silentChecks: outcome.silentChecks, lastOutput, now };
+    state = { silentChecks: outcome.silentChecks, lastOutput, failing: outcome.code === 1, now };
     if (outcome.bounded) boundHit++;
     if (outcome.verdict !== "silent") {
       if (failures > nearest.failures) nearest = { failures, at: streakEnd };

@@ -265,7 +265,7 @@ Deno.test("judge follows the decision table", () => {
       "unknown",
       1,
       3,
-      /Connection refused; counted as silent \(3 silent checks in a row\)/,
+      /Connection refused; failed, as the check before \(3 silent in a row\)/,
     ],
     [{ failure: "timeout", detail: "5s" }, "unknown", 1, 3, /within 5s/],
     [status(429, "Too many requests"), "unknown", 1, 3, /429/],
@@ -323,7 +323,7 @@ Deno.test("judge follows the decision table", () => {
     ],
     [{ status: 302, body: "", bytes: 0 }, "error", 2, 2, /302/],
   ];
-  const state = { silentChecks: 2, now: Date.parse("2026-11-25T12:01:00Z") };
+  const state = { silentChecks: 2, failing: true, now: Date.parse("2026-11-25T12:01:00Z") };
   for (const [answer, verdict, code, silentChecks, message] of rows) {
     const outcome = judge(answer, state, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
     assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
@@ -334,34 +334,25 @@ Deno.test("judge follows the decision table", () => {
   }
 });
 
-Deno.test("judge: a lost answer passes a container that had output, fails one in a silent streak", () => {
+Deno.test("judge: a lost answer repeats the last result; the window grows as if silent", () => {
   const options = { ...TRIANGULAR, ...ANY_LINE };
   const now = Date.parse("2026-11-25T13:00:00Z");
   const refused: Answer = { failure: "unreachable", detail: "Connection refused" };
-  const run = (state: CheckState, onApiError?: "streak" | "ignore" | "fail") =>
-    judge(refused, state, { ...options, onApiError }, TARGET);
-  // had output at the last answer: passes, counter kept
-  assert.deepEqual(
-    [run({ silentChecks: 0, now }).code, run({ silentChecks: 0, now }).silentChecks],
-    [0, 0],
-  );
-  // in a silent streak: fails, one step wider, as an answer with no output would
-  assert.deepEqual(
-    [run({ silentChecks: 4, now }).code, run({ silentChecks: 4, now }).silentChecks],
-    [1, 5],
-  );
+  const run = (state: CheckState, onApiError?: "streak" | "ignore" | "fail") => {
+    const outcome = judge(refused, state, { ...options, onApiError }, TARGET);
+    return [outcome.code, outcome.silentChecks];
+  };
+  // the last check passed: passes; the window grows as an answer with no new output would grow it
+  assert.deepEqual(run({ silentChecks: 0, now }), [0, 1]);
+  assert.deepEqual(run({ silentChecks: 3, failing: false, now }), [0, 4]);
+  // the last check failed: fails, one step wider
+  assert.deepEqual(run({ silentChecks: 4, failing: true, now }), [1, 5]);
   // output remembered inside the window (600s after 3): passes and ends the streak
-  const recent = { silentChecks: 3, lastOutput: "2026-11-25T12:51:00.000Z", now };
-  assert.deepEqual([run(recent).code, run(recent).silentChecks], [0, 0]);
-  // --on-api-error ignore and fail
-  assert.deepEqual([run({ silentChecks: 4, now }, "ignore").code], [0]);
-  assert.deepEqual(
-    [
-      run({ silentChecks: 0, now }, "fail").code,
-      run({ silentChecks: 4, now }, "fail").silentChecks,
-    ],
-    [1, 4],
-  );
+  const recent = { silentChecks: 3, failing: true, lastOutput: "2026-11-25T12:51:00.000Z", now };
+  assert.deepEqual(run(recent), [0, 0]);
+  // --on-api-error ignore and fail: the old rules, counter kept
+  assert.deepEqual(run({ silentChecks: 4, failing: true, now }, "ignore"), [0, 4]);
+  assert.deepEqual(run({ silentChecks: 0, now }, "fail"), [1, 0]);
 });
 
 Deno.test("judge: output remembered inside the window is alive when the answer no longer shows it", () => {
@@ -400,18 +391,43 @@ Deno.test("parseCounter: garbage and another instance's count become 0 with a no
     instance: "1:2",
     missing: true,
   });
-  assert.deepEqual(parseCounter("7 1:2\n", "1:2"), { silentChecks: 7, instance: "1:2" });
+  // 0.1.0's line: count and instance
+  assert.deepEqual(parseCounter("7 1:2\n", "1:2"), {
+    silentChecks: 7,
+    instance: "1:2",
+    failing: true,
+  });
+  assert.deepEqual(parseCounter("0 1:2 2026-11-25T12:00:00.500Z pass\n", "1:2"), {
+    silentChecks: 0,
+    instance: "1:2",
+    lastOutput: "2026-11-25T12:00:00.500Z",
+    failing: false,
+  });
   assert.match(parseCounter("7 1:1\n", "1:2").note!, /previous container instance/);
   assert.equal(parseCounter("7 1:1\n", "1:2").silentChecks, 0);
-  for (const garbage of ["", "abc", "-1 1:2", "1e3 1:2", "7", "99999999999 1:2"]) {
+  for (
+    const garbage of [
+      "",
+      "abc",
+      "-1 1:2",
+      "1e3 1:2",
+      "7",
+      "99999999999 1:2",
+      "1 1:2 - maybe",
+      "1 1:2 2026-13-45T99:00:00.000Z pass",
+      "1 1:2 yesterday-at-noon-or-so pass",
+    ]
+  ) {
     const counter = parseCounter(garbage, "1:2");
     assert.equal(counter.silentChecks, 0, garbage);
     assert.match(counter.note!, /garbage/);
   }
-  assert.equal(
-    parseCounter(formatCounter({ silentChecks: 4, instance: "-" }), "1:2").silentChecks,
-    4,
-  );
+  const counter = { silentChecks: 4, instance: "-", lastOutput: "2026-11-25T12:00:00.000Z" };
+  assert.deepEqual(parseCounter(formatCounter(counter), "1:2"), {
+    ...counter,
+    instance: "1:2",
+    failing: false,
+  });
 });
 
 Deno.test("simulate: the default settings restart after 2h14m-2h15m, not the article's 105 minutes", () => {
@@ -476,7 +492,7 @@ Deno.test("a container that logged in the window is alive, and its counter is re
   assert.equal(run.code, 0);
   assert.equal(run.stderr, "");
   // the count, the container instance, and the newest output seen (for rotation and outages)
-  assert.equal(await c.counter(), `0 ${c.instance()} ${new Date(at).toISOString()}\n`);
+  assert.equal(await c.counter(), c.counterLine(0, at));
   const seen = c.server.seen.at(-1)!;
   assert.equal(seen.path, "/api/v1/namespaces/shop/pods/worker-7d9f/log");
   assert.equal(seen.query.toString(), "sinceSeconds=600&tailLines=1&timestamps=true&limitBytes=64");
@@ -494,7 +510,7 @@ Deno.test("a silent window fails the probe and widens the next window", async ()
     "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
   );
   // the last words are remembered: a rotation cannot hide that line from the next checks
-  assert.equal(await c.counter(), `1 ${c.instance()} ${new Date(at).toISOString()}\n`);
+  assert.equal(await c.counter(), c.counterLine(1, at));
   c.server.now += 60_000;
   const second = await c.run();
   assert.equal(second.code, 0, "the line at -121s is back inside the 180s window");
@@ -527,9 +543,9 @@ Deno.test("50 MB of output in the window: the server sends at most one short lin
   await c.stop();
 });
 
-Deno.test("refused connections: a container in a silent streak fails one step wider; one that had output passes", async () => {
+Deno.test("refused connections: after a failure, fail one step wider; after a pass, pass", async () => {
   const c = await cluster();
-  await c.setCounter(2);
+  await c.setCounter(2); // two silent checks, failed
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = closed.addr.port;
   closed.close();
@@ -538,23 +554,24 @@ Deno.test("refused connections: a container in a silent streak fails one step wi
   assert.equal(streak.code, 1);
   assert.match(
     streak.stdout,
-    /^unknown: API server unreachable: .*Connection refused; counted as silent \(3 silent checks in a row\)$/m,
+    /^unknown: API server unreachable: .*Connection refused; failed, as the check before \(3 silent in a row\)$/m,
   );
-  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(3));
   await c.setCounter(0);
-  const alive = await c.run([], { server });
-  assert.equal(alive.code, 0);
-  assert.match(alive.stdout, /Connection refused; not counted$/m);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  const passed = await c.run([], { server });
+  assert.equal(passed.code, 0);
+  assert.match(passed.stdout, /Connection refused; not counted, as the check before passed$/m);
+  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
+  await c.setCounter(0);
   const failing = await c.run(["--on-api-error=fail"], { server });
   assert.equal(failing.code, 1);
-  assert.match(failing.stdout, /^unknown/);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
-  const ignoring = await c.run(["--on-api-error=ignore"], { server });
+  assert.match(failing.stdout, /^unknown: .*; failed$/m);
+  assert.equal(await c.counter(), c.counterLine(0, undefined, true));
   await c.setCounter(5);
-  assert.equal((await c.run(["--on-api-error=ignore"], { server })).code, 0);
+  const ignoring = await c.run(["--on-api-error=ignore"], { server });
   assert.equal(ignoring.code, 0);
-  assert.equal(await c.counter(), `5 ${c.instance()}\n`);
+  assert.match(ignoring.stdout, /^unknown: .*; not counted$/m);
+  assert.equal(await c.counter(), c.counterLine(5, undefined, false));
   await c.stop();
 });
 
@@ -574,7 +591,7 @@ Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", a
   const dns = await c.run([], { server: "no-such-host.invalid" });
   assert.equal(dns.code, 0);
   assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(2, undefined, false), "passed, window grown");
   await c.stop();
 });
 
@@ -588,16 +605,19 @@ Deno.test("an API server that never answers: the probe gives up on its own deadl
   const host = `127.0.0.1:${listener.addr.port}`;
   const run = await c.run(["--timeout", "1s"], { server: host });
   assert.equal(run.code, 0);
-  assert.equal(run.stdout, "unknown: no answer from the API server within 1s; not counted\n");
+  assert.equal(
+    run.stdout,
+    "unknown: no answer from the API server within 1s; not counted, as the check before passed\n",
+  );
   assert.ok(run.ms < 3000, `${run.ms} ms`);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
   listener.close();
   held.forEach((conn) => conn.close());
   await holder.catch(() => {});
   await c.stop();
 });
 
-Deno.test("429, 500 and 503 from the API server are unknown: a silent streak goes on", async () => {
+Deno.test("429, 500 and 503 from the API server are unknown: a failure streak goes on", async () => {
   const c = await cluster();
   await c.setCounter(4);
   for (const [i, code] of [429, 500, 503].entries()) {
@@ -611,12 +631,12 @@ Deno.test("429, 500 and 503 from the API server are unknown: a silent streak goe
     assert.match(
       run.stdout,
       new RegExp(
-        `^unknown: API server answered ${code} the server is busy; counted as silent \\(${
+        `^unknown: API server answered ${code} the server is busy; failed, as the check before \\(${
           5 + i
-        } silent checks in a row\\)`,
+        } silent in a row\\)`,
       ),
     );
-    assert.equal(await c.counter(), `${5 + i} ${c.instance()}\n`);
+    assert.equal(await c.counter(), c.counterLine(5 + i));
   }
   await c.stop();
 });
@@ -742,7 +762,7 @@ Deno.test("a counter file holding garbage counts as 0 and the line says so", asy
     run.stdout,
     "silent: no output in the last 60s (1 silent check in a row; next window 180s); counter file held garbage, counted as 0\n",
   );
-  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(1));
   await c.stop();
 });
 
@@ -756,7 +776,7 @@ Deno.test("a counter left by a previous container instance does not carry over",
     run.stdout,
     /^silent: no output in the last 60s \(1 silent check in a row.*previous container instance discarded$/m,
   );
-  assert.equal(await c.counter(), `1 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(1));
   await c.stop();
 });
 
@@ -858,9 +878,8 @@ Deno.test("a 300-check timeline matches the schedule model check by check, resta
       file === undefined ? 0 : file
     }`;
     // The counter remembers the newest line a check saw: the last one, alive or in last words.
-    const seen = last === undefined ? "" : ` ${new Date(last).toISOString()}`;
     const want = `exit ${alive ? 0 : 1}, sinceSeconds ${window}, counter ${
-      file === undefined && alive ? 0 : `${silentChecks} ${c.instance()}${seen}\n`
+      file === undefined && alive ? 0 : c.counterLine(silentChecks, last)
     }`;
     if (got !== want) mismatches.push(`check ${check}: got ${got}, want ${want}`);
     if (failures === 15) {

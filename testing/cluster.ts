@@ -139,6 +139,12 @@ export class Cluster {
     await Deno.writeTextFile(this.stateFile, `${silentChecks} ${this.instance()}\n`);
   }
 
+  /** The counter file's line a check writes: count, instance, newest output seen, pass or fail. */
+  counterLine(silentChecks: number, lastOutput?: number, failing = silentChecks > 0): string {
+    const seen = lastOutput === undefined ? "-" : new Date(lastOutput).toISOString();
+    return `${silentChecks} ${this.instance()} ${seen} ${failing ? "fail" : "pass"}\n`;
+  }
+
   /** The counter file's text, or undefined when there is none. */
   async counter(): Promise<string | undefined> {
     try {

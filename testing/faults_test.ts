@@ -72,8 +72,11 @@ Deno.test("an answer reset mid-body is unknown, counter kept", async () => {
   });
   const run = await c.run([], { server: server.host });
   assert.equal(run.code, 0);
-  assert.match(run.stdout, /^unknown: API server unreachable: .*; not counted$/m);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  assert.match(
+    run.stdout,
+    /^unknown: API server unreachable: .*; not counted, as the check before passed$/m,
+  );
+  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
   await server.close();
   await c.stop();
 });
@@ -95,10 +98,10 @@ Deno.test("an answer at one byte per second hits the probe's own deadline: unkno
   assert.equal(run.code, 0);
   assert.equal(
     run.stdout,
-    "unknown: no answer from the API server within 2s; not counted\n",
+    "unknown: no answer from the API server within 2s; not counted, as the check before passed\n",
   );
   assert.ok(run.ms < 4000, `${run.ms} ms: well before a 10 s timeoutSeconds`);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
   await server.close();
   await c.stop();
 });
@@ -154,18 +157,18 @@ Deno.test("a certificate outside its validity is unknown (the control plane's fa
   assert.equal(run.code, 1);
   assert.match(
     run.stdout,
-    /^unknown: API server certificate expired \(the control plane's to renew, or this node's clock\); counted as silent \(3 silent checks in a row\)$/m,
+    /^unknown: API server certificate expired \(the control plane's to renew, or this node's clock\); failed, as the check before \(3 silent in a row\)$/m,
   );
   assert.equal(server.seen.length, 0, "no request without a valid certificate");
-  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(3));
   // Not valid yet: the pod's clock three days behind the certificate. After output: passes.
   await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, c.pki.caCert);
   await c.setCounter(0);
   c.server.now -= 3 * 86400_000;
   const early = await c.run();
   assert.equal(early.code, 0);
-  assert.match(early.stdout, /^unknown: API server certificate not valid yet .*; not counted$/m);
-  assert.equal(await c.counter(), `0 ${c.instance()}\n`);
+  assert.match(early.stdout, /^unknown: API server certificate not valid yet .*; not counted, as/m);
+  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
   await server.close();
   await Deno.remove(expired.dir, { recursive: true });
   await c.stop();
@@ -220,7 +223,7 @@ Deno.test("hostile log content: a 100 MB line, invalid UTF-8, NUL bytes, CRI par
       what,
     );
     assert.ok(c.server.seen.at(-1)!.bytes <= 64, `${what}: ${c.server.seen.at(-1)!.bytes} bytes`);
-    assert.match((await c.counter())!, new RegExp(`^0 ${c.instance()} \\S+Z\n$`), what);
+    assert.match((await c.counter())!, new RegExp(`^0 ${c.instance()} \\S+Z pass\n$`), what);
   }
   // A partial line older than the window is silence, like any other line.
   records.length = 0;
@@ -228,10 +231,7 @@ Deno.test("hostile log content: a 100 MB line, invalid UTF-8, NUL bytes, CRI par
   await c.setCounter(0);
   const silent = await c.run();
   assert.equal(silent.code, 1);
-  assert.equal(
-    await c.counter(),
-    `1 ${c.instance()} ${new Date(c.server.now - 120_000).toISOString()}\n`,
-  );
+  assert.equal(await c.counter(), c.counterLine(1, c.server.now - 120_000));
   await c.stop();
 });
 
@@ -257,7 +257,6 @@ Deno.test("SIGKILL at random moments: the counter is always the old or the new v
   const c = await cluster();
   const lastWords = c.server.now - 3600_000;
   c.server.log(c.pod, "last words", "app", lastWords);
-  const remembered = ` ${new Date(lastWords).toISOString()}`;
   let seed = 7;
   const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
   const runs = 150;
@@ -277,11 +276,9 @@ Deno.test("SIGKILL at random moments: the counter is always the old or the new v
     await child.output();
     if (c.server.seen.length > requests) killedAfterRequest++;
     const text = await c.counter();
-    // The old value, or the new count with the last words remembered (written once or twice).
+    // The old value, or the new count with the last words remembered.
     assert.ok(
-      text === `${before} ${c.instance()}\n` ||
-        text === `${before + 1} ${c.instance()}\n` ||
-        text === `${before + 1} ${c.instance()}${remembered}\n`,
+      text === `${before} ${c.instance()}\n` || text === c.counterLine(before + 1, lastWords),
       `run ${i}: ${JSON.stringify(text)}`,
     );
     if (text !== `${before} ${c.instance()}\n`) newValue++;
@@ -313,10 +310,7 @@ Deno.test("two probes at once on one counter file: the result is a valid count",
       Number(run.stdout.match(/\((\d+) silent checks? in a row/)?.[1])
     );
     for (const count of counts) assert.ok(count === round + 1 || count === round + 2, `${counts}`);
-    assert.equal(
-      await c.counter(),
-      `${Math.max(...counts)} ${c.instance()} ${new Date(lastWords).toISOString()}\n`,
-    );
+    assert.equal(await c.counter(), c.counterLine(Math.max(...counts), lastWords));
   }
   await c.stop();
 });
@@ -506,8 +500,8 @@ Deno.test("10 000 random argument vectors and environments: exit 0, 1 or 2, one 
   const state = await Deno.readTextFile(`${sandbox}/state`).catch(() => "0 -\n");
   assert.match(
     state,
-    /^\d+ \S+( \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)?\n$/,
-    "the counter file holds a count, an instance and the newest output seen, nothing else",
+    /^\d+ \S+ (-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (pass|fail)\n$/,
+    "the counter file holds a count, an instance, the newest output seen and pass/fail",
   );
   console.log(
     `fuzz: 10000 vectors in-process (exit codes ${

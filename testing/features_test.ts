@@ -105,12 +105,12 @@ Deno.test("lines that do not count fill the bounded tail: silent unless an earli
     tail.stdout,
     /^silent: no matching output in the last 360s \(newest 300 lines checked: raise --tail\?\) \(3 silent checks in a row; next window 600s\)/m,
   );
-  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(3));
   const bytes = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
   assert.equal(bytes.code, 1);
   assert.match(bytes.stdout, /raise --tail\?/);
   // An earlier check saw the job line: it is remembered, and inside the window.
-  await Deno.writeTextFile(c.stateFile, `2 ${c.instance()} ${new Date(job).toISOString()}\n`);
+  await Deno.writeTextFile(c.stateFile, c.counterLine(2, job));
   const remembered = await c.run(["--ignore", "retrying"]);
   assert.equal(remembered.code, 0);
   assert.match(remembered.stdout, /^alive: matching output 1m40s ago, inside the 360s window/);
