@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { LINEAR_REGEXP_FLAG } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki, type Pod } from "./apiserver.ts";
 
 /** The probe file under test. */
@@ -38,6 +39,7 @@ export function denoFlags(paths: ProbePaths, host: string): string[] {
     "--no-lock",
     "--no-remote",
     "--no-npm",
+    LINEAR_REGEXP_FLAG,
     `--allow-read=${paths.serviceAccountDir},${paths.terminationMessagePath},${paths.stateDir}`,
     `--allow-write=${paths.stateDir}`,
     `--allow-env=${PROBE_ENV.join(",")}`,
