@@ -75,6 +75,8 @@ export interface RunOptions {
   bare?: boolean;
   /** Ask another API server (`host:port`) than the cluster's: `--server` and the net permission. */
   server?: string;
+  /** Run the probe under this command, e.g. `["/usr/bin/time", "-f", "%M", "-o", file]`. */
+  wrapper?: string[];
 }
 
 /** A simulated cluster with one pod, `shop/worker-7d9f`, and its probe's files. */
@@ -165,8 +167,10 @@ export class Cluster {
     const host = options.server ?? `127.0.0.1:${this.server.port}`;
     const flags = options.flags ?? denoFlags(this.paths, host);
     const server = options.server ? ["--server", `https://${options.server}`] : [];
-    return new Deno.Command(Deno.execPath(), {
+    const [command, ...wrapperArgs] = [...options.wrapper ?? [], Deno.execPath()];
+    return new Deno.Command(command, {
       args: [
+        ...wrapperArgs,
         ...flags,
         PROBE,
         ...this.#withPaths([...server, ...args], options),
