@@ -9,6 +9,7 @@
  *
  * ```sh
  * deno run --no-prompt --no-config --no-lock --no-remote --no-npm \
+ *   --v8-flags=--enable-experimental-regexp-engine \
  *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe \
  *   --allow-write=/var/lib/log-probe --allow-env=POD_NAME,NO_PROXY --allow-net=kubernetes.default.svc \
  *   probe.ts --state-file=/var/lib/log-probe/state --termination-message-path=/termination-log
@@ -18,7 +19,8 @@
  * (it tells container instances apart) and the state file's folder; write the
  * state file's folder; the environment variables it should consult (POD_NAME
  * here; KUBERNETES_SERVICE_HOST/PORT, NAMESPACE, POD_NAMESPACE, HOSTNAME,
- * CONTAINER_NAME where used); the API server's host. The service account's
+ * CONTAINER_NAME where used); the API server's host. The V8 flag lets
+ * --match/--ignore run in linear time. The service account's
  * role needs `get` on `pods/log` only. No imports: it runs offline from a
  * ConfigMap.
  *
@@ -53,6 +55,8 @@ export interface LineOptions {
   tail: number;
   /** Bytes asked for when there are patterns (`limitBytes`). */
   limitBytes: number;
+  /** When set, matching stops at this time (ms since the epoch): {@linkcode OutOfTime}. */
+  deadline?: number;
 }
 
 /** The kubelet's probe settings, for `plan` and `backtest`. */
@@ -159,6 +163,11 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** Thrown by {@linkcode counts} when matching reaches the check's deadline. */
+export class OutOfTime extends Error {
+  override name = "OutOfTime";
+}
+
 /** The pod's mounted service-account folder, as client-go knows it. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** Bytes asked of the kubelet: room for one RFC3339Nano timestamp and more. */
@@ -169,6 +178,19 @@ export const WINDOW_LIMIT = 10 * 365 * 86400;
 export const MAX_LINE = 199;
 /** Patterns see at most this much of a line, so a huge line cannot stall a match. */
 export const MATCHED_CHARS = 4096;
+/** Patterns are at most this long: a linear-time match still grows with the pattern. */
+export const MAX_PATTERN = 256;
+/**
+ * The V8 flag that lets a pattern run on V8's linear-time engine (the `l` flag); without it
+ * `--match '^(a+)+$'` backtracks for minutes on a 31-character line.
+ */
+export const LINEAR_REGEXP_FLAG = "--v8-flags=--enable-experimental-regexp-engine";
+/**
+ * The longest `--timeout`, five minutes: far inside what a timer can hold (24.8 days), and
+ * longer than any exec probe should take to read one line (the kubelet's default
+ * timeoutSeconds is 1, the seed article's 10); a longer check only delays the restart.
+ */
+export const MAX_TIMEOUT = 300;
 const MAX_BODY = 4096;
 const LAST_LINE_BYTES = 256;
 
@@ -233,7 +255,7 @@ Where (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
   --pod NAME              (POD_NAME, else HOSTNAME)
   -c, --container NAME    (CONTAINER_NAME) needed in pods with more than one container
   --service-account-dir D token, ca.crt and namespace (default as above)
-  --timeout DURATION      deadline of the whole check, below timeoutSeconds (5s)
+  --timeout DURATION      deadline of the whole check, below timeoutSeconds (5s, at most 5m)
 Check:
   --state-file PATH       silent-check counter, written atomically (${DEFAULTS.stateFile})
   --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
@@ -249,7 +271,9 @@ Window (every command); durations like 30s, 5m, 1h30m:
                           fixed: one window, no counter file
   --max-window DURATION   never look further back than this
 Lines (check, doctor, backtest):
-  --match REGEX           only matching lines are signs of life (repeatable)
+  --match REGEX           only matching lines are signs of life (repeatable); needs deno run
+                          ${LINEAR_REGEXP_FLAG}: linear time, so no
+                          backreferences or lookaheads, ${MAX_PATTERN} characters at most
   --ignore REGEX          matching lines never are (repeatable); newest line first, timestamp
                           stripped, only its first ${MATCHED_CHARS} characters tested
   --tail N                lines asked for with --match or --ignore (${DEFAULTS.tail})
@@ -312,12 +336,27 @@ export function formatDuration(seconds: number): string {
   return text || "0s";
 }
 
-/** Compiles a --match or --ignore pattern; a bad one names itself and the reason. */
+/**
+ * Compiles a --match or --ignore pattern for V8's linear-time engine, so no pattern can
+ * backtrack past the deadline; a pattern that engine cannot run (backreferences, lookaheads,
+ * large counted repeats) or a bad one names itself and the reason.
+ */
 export function compilePattern(text: string, flag: string): RegExp {
+  if (text.length > MAX_PATTERN) {
+    throw new ConfigError(`Invalid ${flag} ${quote(text)}: longer than ${MAX_PATTERN} characters`);
+  }
   try {
-    return new RegExp(text);
+    return new RegExp(text, "l");
   } catch (error) {
-    const why = (error as Error).message.replace(/^.*: /, "");
+    const message = (error as Error).message;
+    if (message.startsWith("Invalid flags")) {
+      throw new ConfigError(
+        `${flag} needs linear-time matching: run deno with ${LINEAR_REGEXP_FLAG}`,
+      );
+    }
+    const why = message.endsWith("Cannot be executed in linear time")
+      ? "cannot be matched in linear time (no backreferences, lookaheads or large {n} repeats)"
+      : message.replace(/^.*: /, "");
     throw new ConfigError(`Invalid ${flag} ${quote(text)}: ${why}`);
   }
 }
@@ -430,6 +469,14 @@ export function parseArgs(args: string[]): Command {
   for (const name of ["state-file", "service-account-dir"]) {
     if (get(name) === "") throw new ConfigError(`Empty --${name}`);
   }
+  const timeout = duration("timeout", DEFAULTS.timeout)!;
+  if (timeout > MAX_TIMEOUT) {
+    throw new ConfigError(
+      `Invalid --timeout ${quote(get("timeout")!)}: at most ${
+        formatDuration(MAX_TIMEOUT)
+      }, and below the probe's timeoutSeconds`,
+    );
+  }
   return {
     command,
     options: {
@@ -440,7 +487,7 @@ export function parseArgs(args: string[]): Command {
       pod: get("pod"),
       container: get("container"),
       stateFile: get("state-file") ?? DEFAULTS.stateFile,
-      timeout: duration("timeout", DEFAULTS.timeout)!,
+      timeout,
       onApiError,
       serviceAccountDir: get("service-account-dir") ?? DEFAULTS.serviceAccountDir,
       terminationMessagePath: get("termination-message-path") ?? "",
@@ -485,6 +532,20 @@ export function resolveTarget(
   if (server === undefined) {
     const host = env("KUBERNETES_SERVICE_HOST");
     const port = env("KUBERNETES_SERVICE_PORT");
+    // Only a host name or an IP address: a "/", "@" or "\" would make another host or path.
+    if (
+      host &&
+      !/^(?:[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/.test(
+        host,
+      )
+    ) {
+      throw new ConfigError(
+        `Invalid KUBERNETES_SERVICE_HOST ${quote(host)}: not a host name or IP address`,
+      );
+    }
+    if (host && port && !/^\d{1,5}$/.test(port)) {
+      throw new ConfigError(`Invalid KUBERNETES_SERVICE_PORT ${quote(port)}: not a port number`);
+    }
     server = host && port
       ? `https://${host.includes(":") ? `[${host}]` : host}:${port}`
       : "https://kubernetes.default.svc";
@@ -493,9 +554,18 @@ export function resolveTarget(
   try {
     url = new URL(server);
   } catch {
-    throw new ConfigError(`Invalid API server URL ${quote(server)}`);
+    // A value with "@" may hold a password: it is not repeated.
+    throw new ConfigError(
+      `Invalid API server URL${server.includes("@") ? "" : ` ${quote(server)}`}`,
+    );
   }
-  if (url.protocol !== "https:" || url.search || url.hash || url.username) {
+  if (url.username || url.password) {
+    // The value is not repeated: it holds a secret.
+    throw new ConfigError(
+      "Invalid API server URL: it holds a user name or password (the pod's token is sent instead)",
+    );
+  }
+  if (url.protocol !== "https:" || url.search || url.hash) {
     throw new ConfigError(
       `Invalid API server URL ${quote(server)}: use https://host[:port]`,
     );
@@ -583,11 +653,19 @@ function statusMessage(body: string): string {
 
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) /;
 
-/** Whether a line's text (timestamp stripped) is a sign of life. */
+/**
+ * Whether a line's text (timestamp stripped) is a sign of life. Throws {@linkcode OutOfTime}
+ * once `options.deadline` has passed: each test is linear in the line, but a long tail of them
+ * is not bounded otherwise.
+ */
 export function counts(text: string, options: LineOptions): boolean {
   const tested = text.length > MATCHED_CHARS ? text.slice(0, MATCHED_CHARS) : text;
-  if (options.ignore.some((pattern) => pattern.test(tested))) return false;
-  return options.match.length === 0 || options.match.some((pattern) => pattern.test(tested));
+  const test = (pattern: RegExp) => {
+    if (options.deadline !== undefined && Date.now() >= options.deadline) throw new OutOfTime();
+    return pattern.test(tested);
+  };
+  if (options.ignore.some(test)) return false;
+  return options.match.length === 0 || options.match.some(test);
 }
 
 /**
@@ -792,12 +870,27 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-/** One printable line: control characters escaped, cut to `max` ({@linkcode MAX_LINE}). */
+/**
+ * One printable line, cut to `max` ({@linkcode MAX_LINE}): C0 and C1 controls, DEL, line and
+ * paragraph separators and bidi controls escaped, so a log line cannot move a terminal's cursor
+ * or reorder the text around it in `kubectl describe`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(oneLine("a\x1b[2Jb\u009b\u202e"), "a\\x1b[2Jb\\u009b\\u202e");
+ * ```
+ */
 export function oneLine(text: string, max = MAX_LINE): string {
   const line = text.replace(
     // deno-lint-ignore no-control-regex
-    /[\x00-\x1f\x7f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => {
+      const code = c.charCodeAt(0);
+      return code < 0x80
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u${code.toString(16).padStart(4, "0")}`;
+    },
   );
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
@@ -1094,6 +1187,9 @@ async function call(
       headers: {
         authorization: `Bearer ${credentials.token}`,
         accept: "text/plain, application/json",
+        // Deno asks for gzip and br and inflates them unless this header is set: a tiny
+        // compressed answer would then inflate to any size before a byte is counted.
+        "accept-encoding": "identity",
         ...(init.body ? { "content-type": "application/json" } : {}),
       },
     });
@@ -1134,15 +1230,21 @@ export function failureOf(detail: string): "unreachable" | "expired" | "tls" | "
   return "unreachable";
 }
 
-/** Reads at most `limit` bytes of a body, so a misbehaving proxy cannot flood the probe. */
+/**
+ * Reads at most `limit` bytes of a body, counted as decoded, so a misbehaving proxy cannot flood
+ * the probe, neither with a long answer nor with a short compressed one.
+ */
 async function readAtMost(
   response: Response,
   limit: number,
 ): Promise<{ body: string; bytes: number }> {
   const length = Number(response.headers.get("content-length") ?? NaN);
-  // The usual answer: short, with its length declared. text() is the cheaper path (a stream
-  // reader costs about 0.8 MiB more at peak, measured in bench/).
-  if (length <= limit) return { body: await response.text(), bytes: length };
+  const encoding = response.headers.get("content-encoding") ?? "identity";
+  // The usual answer: short, uncompressed, with its length declared. text() is the cheaper path
+  // (a stream reader costs about 0.8 MiB more at peak, measured in bench/).
+  if (length <= limit && encoding === "identity") {
+    return { body: await response.text(), bytes: length };
+  }
   if (!response.body) return { body: "", bytes: 0 };
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -1183,17 +1285,22 @@ async function lookAtWindow(
   credentials: Credentials,
   signal: AbortSignal,
 ): Promise<Outcome> {
+  // The check's deadline, give or take the few milliseconds since check() set its own.
+  const deadline = Date.now() + options.timeout * 1000;
   const query = checkQuery(windowFor(counter.silentChecks, options), options);
   const answer = await call(logUrl(target, query), credentials, signal, {
     limit: Math.max(MAX_BODY, query.limitBytes),
   });
   const timedOut = "failure" in answer && answer.failure === "timeout";
-  return judge(
-    timedOut ? { ...answer, detail: formatDuration(options.timeout) } : answer,
-    { ...counter, now: Date.now() },
-    options,
-    target,
-  );
+  const late: Answer = { failure: "timeout", detail: formatDuration(options.timeout) };
+  const state = { ...counter, now: Date.now() };
+  try {
+    return judge(timedOut ? late : answer, state, { ...options, deadline }, target);
+  } catch (error) {
+    if (!(error instanceof OutOfTime)) throw error;
+    // Matching the answer's lines took the time that was left: as if it came too late.
+    return judge(late, state, options, target);
+  }
 }
 
 /** What one check did: the outcome, the notes on its counter, and the line the kubelet shows. */
@@ -1224,14 +1331,20 @@ async function lastWords(
   options: CheckOptions,
   credentials: Credentials,
   signal: AbortSignal,
+  deadline: number,
 ): Promise<{ stamp: string; text: string } | undefined> {
   const query = lastWordsQuery(options, options.lastLine);
   const last = await call(logUrl(target, query), credentials, signal, {
     limit: Math.max(MAX_BODY, query.limitBytes),
   });
   if (!("status" in last) || last.status !== 200) return undefined;
-  const newest = newestCounting(last.body, options);
-  return newest.stamp ? { stamp: newest.stamp, text: newest.text! } : undefined;
+  try {
+    const newest = newestCounting(last.body, { ...options, deadline });
+    return newest.stamp ? { stamp: newest.stamp, text: newest.text! } : undefined;
+  } catch (error) {
+    if (error instanceof OutOfTime) return undefined; // no time left to name them
+    throw error;
+  }
 }
 
 /** One check, start to end. */
@@ -1249,7 +1362,7 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
   // Last words, on the silent path, while the deadline allows: a line no check saw, older than
   // the window, is remembered too, so that a rotation cannot hide it from the next checks.
   if (outcome.verdict === "silent" && deadline - Date.now() > 1000) {
-    const last = await lastWords(target, options, credentials, signal);
+    const last = await lastWords(target, options, credentials, signal, deadline);
     const remembered = outcome.lastOutput ? Date.parse(outcome.lastOutput) : -Infinity;
     if (last && Date.parse(last.stamp) > remembered) {
       outcome.lastOutput = new Date(Date.parse(last.stamp)).toISOString();

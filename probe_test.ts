@@ -4,6 +4,8 @@ import {
   type CheckOptions,
   checkQuery,
   type CheckState,
+  compilePattern,
+  counts,
   formatCounter,
   formatDuration,
   HELP,
@@ -12,6 +14,7 @@ import {
   logUrl,
   MAX_LINE,
   oneLine,
+  OutOfTime,
   parseArgs,
   parseCounter,
   parseDuration,
@@ -383,6 +386,111 @@ Deno.test("oneLine escapes control characters and cuts to the limit", () => {
   const long = oneLine("x".repeat(500));
   assert.equal(long.length, MAX_LINE);
   assert.ok(long.endsWith("…"));
+});
+
+Deno.test("oneLine escapes C1 controls, NEL, line separators and bidi controls like C0", () => {
+  assert.equal(oneLine("a\u009b2Jb\u0085c\u0080\u009f"), "a\\u009b2Jb\\u0085c\\u0080\\u009f");
+  assert.equal(
+    oneLine("\u2028\u2029\u202a\u202e\u2066\u2069\u200e\u200f\u061c"),
+    [
+      "\\u2028\\u2029\\u202a\\u202e\\u2066\\u2069\\u200e\\u200f\\u061c",
+    ].join(""),
+  );
+  assert.equal(oneLine("é ü ™ 😀 \u00a0"), "é ü ™ 😀 \u00a0", "printable text is kept");
+});
+
+Deno.test("--timeout is at most 5m: a timer cannot hold 597h, and no probe waits that long", () => {
+  assert.equal(checkOptions(["--timeout", "5m"]).timeout, 300);
+  for (const value of ["597h", "301s", "6m"]) {
+    assert.throws(
+      () => parseArgs(["--timeout", value]),
+      { message: `Invalid --timeout "${value}": at most 5m, and below the probe's timeoutSeconds` },
+    );
+  }
+});
+
+Deno.test("resolveTarget refuses a service host that is not a host name or IP, and URLs with credentials", () => {
+  const env = (values: Record<string, string>) => (name: string) => values[name];
+  const options = checkOptions(["-n", "shop", "--pod", "web"]);
+  const none = () => undefined;
+  for (const host of ["evil.example/x", "a@b", "a\\b", "a b", "a#b", "a?b", "[::1]", ""]) {
+    const target = () =>
+      resolveTarget(
+        options,
+        env({ KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: "443" }),
+        none,
+      );
+    if (host === "") assert.equal(target().server, "https://kubernetes.default.svc");
+    else {assert.throws(
+        target,
+        /^ConfigError: Invalid KUBERNETES_SERVICE_HOST .*: not a host name or IP address$/,
+        host,
+      );}
+  }
+  for (const host of ["10.96.0.1", "fd00::1", "kubernetes.default.svc"]) {
+    const server = resolveTarget(
+      options,
+      env({ KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: "443" }),
+      none,
+    ).server;
+    assert.equal(new URL(server).hostname.replace(/[[\]]/g, ""), host);
+  }
+  assert.throws(
+    () =>
+      resolveTarget(
+        options,
+        env({ KUBERNETES_SERVICE_HOST: "10.0.0.1", KUBERNETES_SERVICE_PORT: "1/x" }),
+        none,
+      ),
+    /Invalid KUBERNETES_SERVICE_PORT "1\/x": not a port number/,
+  );
+  for (
+    const server of [
+      "https://u:pw@10.0.0.1",
+      "https://:pw@10.0.0.1",
+      "https://u@10.0.0.1",
+      "https://u:pw@[bad",
+    ]
+  ) {
+    assert.throws(
+      () => resolveTarget({ ...options, server }, env({}), none),
+      (error: Error) =>
+        error.message.startsWith("Invalid API server URL") && !error.message.includes("pw"),
+      server,
+    );
+  }
+});
+
+Deno.test("compilePattern: linear-time patterns only, at most 256 characters, each refusal one line", () => {
+  assert.ok(compilePattern("^processed job \\d+", "--match").test("processed job 7"));
+  assert.equal(compilePattern("(a+)+$", "--match").flags, "l");
+  for (
+    const [pattern, why] of [
+      ["(\\w)\\1", "cannot be matched in linear time"],
+      ["a(?!b)", "cannot be matched in linear time"],
+      ["a{1000}", "cannot be matched in linear time"],
+      ["(", "Unterminated group"],
+      ["y".repeat(257), "longer than 256 characters"],
+    ]
+  ) {
+    assert.throws(
+      () => compilePattern(pattern, "--ignore"),
+      (error: Error) =>
+        error.message.startsWith("Invalid --ignore ") && error.message.includes(why) &&
+        !error.message.includes("\n"),
+    );
+  }
+});
+
+Deno.test("counts stops at its deadline with OutOfTime, and not before", () => {
+  const options = { ...ANY_LINE, match: [compilePattern("job", "--match")] };
+  assert.equal(counts("job 1", { ...options, deadline: Date.now() + 60_000 }), true);
+  assert.throws(() => counts("job 1", { ...options, deadline: Date.now() - 1 }), OutOfTime);
+  assert.equal(
+    counts("job 1", { ...ANY_LINE, deadline: Date.now() - 1 }),
+    true,
+    "no pattern, no clock",
+  );
 });
 
 Deno.test("parseCounter: garbage and another instance's count become 0 with a note", () => {

@@ -31,6 +31,8 @@ export interface Seen {
   status: number;
   /** Bytes of the answer's body. */
   bytes: number;
+  /** The request's Accept-Encoding header, if any. */
+  acceptEncoding: string | null;
 }
 
 /** A canned answer that replaces the normal one (429, 5xx, a proxy's HTML). */
@@ -300,6 +302,7 @@ export class FakeApiServer {
       query: url.searchParams,
       status: answer.status,
       bytes: body.length,
+      acceptEncoding: request.headers.get("accept-encoding"),
     });
     const headers = new Headers(answer.headers ?? { "content-type": "text/plain" });
     headers.set("date", new Date(this.now).toUTCString()); // the virtual clock

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { LINEAR_REGEXP_FLAG } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki, type Pod } from "./apiserver.ts";
 import { clockLibrary } from "./clock.ts";
 
@@ -40,6 +41,7 @@ export function denoFlags(paths: ProbePaths, host: string): string[] {
     "--no-lock",
     "--no-remote",
     "--no-npm",
+    LINEAR_REGEXP_FLAG,
     `--allow-read=${paths.serviceAccountDir},${paths.terminationMessagePath},${paths.stateDir}`,
     `--allow-write=${paths.stateDir}`,
     `--allow-env=${PROBE_ENV.join(",")}`,
@@ -75,6 +77,8 @@ export interface RunOptions {
   bare?: boolean;
   /** Ask another API server (`host:port`) than the cluster's: `--server` and the net permission. */
   server?: string;
+  /** Run the probe under this command, e.g. `["/usr/bin/time", "-f", "%M", "-o", file]`. */
+  wrapper?: string[];
 }
 
 /** A simulated cluster with one pod, `shop/worker-7d9f`, and its probe's files. */
@@ -179,6 +183,7 @@ export class Cluster {
       args: [
         `LD_PRELOAD=${this.clock}`,
         `LOG_PROBE_FAKE_NOW_MS=${this.server.now}`,
+        ...options.wrapper ?? [],
         Deno.execPath(),
         ...flags,
         PROBE,

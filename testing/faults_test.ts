@@ -5,9 +5,10 @@
  * (The decision-table rows already in probe_test.ts are not repeated here.)
  */
 import assert from "node:assert/strict";
+import { brotliCompressSync } from "node:zlib";
 import { main } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
-import { Cluster, commandOutput, denoFlags } from "./cluster.ts";
+import { Cluster, commandOutput, denoFlags, type Run } from "./cluster.ts";
 
 const clusters: Cluster[] = [];
 async function cluster(): Promise<Cluster> {
@@ -509,6 +510,157 @@ Deno.test("10 000 random argument vectors and environments: exit 0, 1 or 2, one 
     }), ${samples.length} again as subprocesses`,
   );
   await Deno.remove(sandbox, { recursive: true });
+  await c.stop();
+});
+
+// ---------------------------------------------------------------------------
+// Hostile answers, patterns and environment: bounded memory and time, one line
+
+/** Peak RSS in MiB of one probe run under /usr/bin/time, and the run. */
+async function measured(c: Cluster, args: string[] = []): Promise<Run & { rssMiB: number }> {
+  const file = `${c.dir}/rss`;
+  const run = await c.run(args, { wrapper: ["/usr/bin/time", "-f", "%M", "-o", file] });
+  const rssMiB = Number((await Deno.readTextFile(file)).trim().split("\n").at(-1)) / 1024;
+  return { ...run, rssMiB };
+}
+
+Deno.test("a 1 KB brotli answer that inflates to 300 MB: asked for identity, never inflated, RSS as usual", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  const normal = await measured(c);
+  assert.equal(normal.code, 0);
+  assert.equal(c.server.seen.at(-1)!.acceptEncoding, "identity", "the request asks for identity");
+  await c.setCounter(2);
+  const bomb = brotliCompressSync(new Uint8Array(300_000_000).fill(97));
+  assert.ok(bomb.length < 1024, `${bomb.length} bytes`);
+  c.server.override = {
+    status: 200,
+    headers: { "content-type": "text/plain", "content-encoding": "br" },
+    body: new Uint8Array(bomb),
+  };
+  const hostile = await measured(c);
+  assert.equal(hostile.code, 0);
+  assert.match(hostile.stdout, /^unknown: answer is not a container log .*; not counted/);
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  assert.equal(c.server.seen.at(-1)!.acceptEncoding, "identity");
+  assert.ok(
+    hostile.rssMiB < normal.rssMiB * 1.25,
+    `peak RSS ${hostile.rssMiB.toFixed(1)} MiB with the bomb, ${normal.rssMiB.toFixed(1)} without`,
+  );
+  console.log(
+    `brotli bomb: ${bomb.length} B → 300 MB; peak RSS ${hostile.rssMiB.toFixed(1)} MiB, ` +
+      `a normal check ${normal.rssMiB.toFixed(1)} MiB; ${hostile.ms.toFixed(0)} ms`,
+  );
+  await c.stop();
+});
+
+Deno.test("--match '^(a+)+$' on a 31-character line ends within --timeout; plain patterns still decide", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, `${"a".repeat(30)}!`);
+  const catastrophic = await c.run(["--match", "^(a+)+$", "--timeout", "2s"]);
+  assert.equal(catastrophic.code, 1, catastrophic.stdout);
+  assert.match(catastrophic.stdout, /^silent: no matching output in the last 60s/);
+  assert.ok(catastrophic.ms < 3000, `${catastrophic.ms.toFixed(0)} ms with --timeout 2s`);
+  const plain = await c.run(["--match", "^a+!$", "--ignore", "DEBUG"]);
+  assert.equal(plain.code, 0);
+  assert.match(plain.stdout, /^alive: matching output in the last 180s/);
+  console.log(`^(a+)+$ on 31 characters: ${catastrophic.ms.toFixed(0)} ms (was 30 s)`);
+  await c.stop();
+});
+
+Deno.test("matching that outlasts --timeout stops at the deadline: unknown, counter kept", async () => {
+  const c = await cluster();
+  await c.setCounter(4);
+  // Linear, but slow: about 30 ms a 4096-character line here, 300 lines.
+  const slow = "(?:a?){9}".repeat(28) + "b";
+  for (let i = 0; i < 300; i++) c.server.log(c.pod, "a".repeat(4096));
+  const run = await c.run(["--match", slow, "--limit-bytes", "2000000", "--timeout", "1s"]);
+  assert.equal(run.code, 0, run.stdout);
+  assert.match(run.stdout, /^unknown: .*within 1s; not counted \(4 silent checks in a row kept\)/);
+  assert.equal(await c.counter(), `4 ${c.instance()}\n`);
+  assert.ok(run.ms < 2000, `${run.ms.toFixed(0)} ms with --timeout 1s`);
+  console.log(`300 slow matches cut at the deadline: ${run.ms.toFixed(0)} ms with --timeout 1s`);
+  await c.stop();
+});
+
+Deno.test("patterns the linear engine cannot run, or a deno without its flag: exit 2, one line", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  for (
+    const [pattern, expected] of [
+      ["(\\w+) \\1", 'error: Invalid --match "(\\\\w+) \\\\1": cannot be matched in linear time'],
+      ["a(?=b)", 'error: Invalid --match "a(?=b)": cannot be matched in linear time'],
+      ["x".repeat(257), "longer than 256 characters"],
+    ]
+  ) {
+    const run = await c.run(["--match", pattern]);
+    assert.equal(run.code, 2);
+    assert.ok(run.stdout.startsWith("error: ") && run.stdout.includes(expected), run.stdout);
+    assert.equal(run.stdout.split("\n").length, 2, "one line");
+    assert.equal(run.stderr, "");
+  }
+  const flags = denoFlags(c.paths, `127.0.0.1:${c.server.port}`)
+    .filter((flag) => !flag.startsWith("--v8-flags"));
+  const bare = await c.run(["--match", "working"], { flags });
+  assert.equal(bare.code, 2);
+  assert.equal(
+    bare.stdout,
+    "error: --match needs linear-time matching: run deno with --v8-flags=--enable-experimental-regexp-engine\n",
+  );
+  const plain = await c.run([], { flags });
+  assert.equal(plain.code, 0, "without patterns the flag is not needed");
+  await c.stop();
+});
+
+Deno.test("--timeout beyond 5m, a service host that is not a host, a server URL with a password: exit 2, one line, nothing asked", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  const cases: [string[], Record<string, string>, string][] = [
+    [["--timeout", "597h"], {}, 'error: Invalid --timeout "597h": at most 5m'],
+    [["--timeout", "301s"], {}, 'error: Invalid --timeout "301s": at most 5m'],
+    [[], { KUBERNETES_SERVICE_HOST: "evil.example/x" }, "not a host name or IP address"],
+    [[], { KUBERNETES_SERVICE_HOST: "evil.example@127.0.0.1" }, "not a host name"],
+    [[], { KUBERNETES_SERVICE_HOST: "127.0.0.1\\@evil" }, "not a host name"],
+    [[], { KUBERNETES_SERVICE_PORT: "443/x?" }, "not a port number"],
+  ];
+  for (const [args, env, expected] of cases) {
+    const seen = c.server.seen.length;
+    const run = await c.run(args, { env });
+    assert.equal(run.code, 2, `${args} ${JSON.stringify(env)}: ${run.stdout}`);
+    assert.ok(run.stdout.startsWith("error: ") && run.stdout.includes(expected), run.stdout);
+    assert.equal(run.stdout.split("\n").length, 2, "one line");
+    assert.equal(run.stderr, "");
+    assert.equal(c.server.seen.length, seen, "nothing was asked");
+  }
+  for (const userinfo of ["admin:s3cret-pw@", ":s3cret-pw@", "admin@"]) {
+    const server = ["--server", `https://${userinfo}127.0.0.1:${c.server.port}`];
+    for (const command of ["check", "doctor"]) {
+      const run = await c.run([command, ...server]);
+      assert.equal(run.code, 2, run.stdout);
+      assert.match(run.stdout, /Invalid API server URL: it holds a user name or password/);
+      assert.ok(!run.stdout.includes("s3cret"), run.stdout);
+    }
+  }
+  const fine = await c.run(["--timeout", "5m"]);
+  assert.equal(fine.code, 0, "5m is still allowed");
+  await c.stop();
+});
+
+Deno.test("--last-line escapes C1 controls, line separators and bidi overrides", async () => {
+  const c = await cluster();
+  const hostile = "ok\u009b2J\u0085next\u2028line\u202egnp.exe\u2066x\u2069\u200f";
+  c.server.log(c.pod, hostile, "app", c.server.now - 7384_000);
+  const run = await c.run(["--last-line"]);
+  assert.equal(run.code, 1);
+  assert.ok(
+    run.stdout.endsWith(
+      '; last line: "ok\\u009b2J\\u0085next\\u2028line\\u202egnp.exe\\u2066x\\u2069\\u200f"\n',
+    ),
+    run.stdout,
+  );
+  assert.ok(!/[\x80-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f]/.test(run.stdout));
+  const json = await c.run(["--last-line", "--output", "json"]);
+  assert.ok(!/[\x80-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(json.stdout));
   await c.stop();
 });
 

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   checkQuery,
   counts,
+  LINEAR_REGEXP_FLAG,
   type LineOptions,
   MATCHED_CHARS,
   newestCounting,
@@ -273,7 +274,8 @@ function history(start: number, seconds: number[], text = (i: number) => `proces
 
 async function backtest(c: Cluster, file: string, args: string[] = []) {
   return await c.run(["backtest", "--log-file", file, ...args], {
-    flags: ["run", "--no-prompt", "--no-config", `--allow-read=${file}`],
+    // The README's backtest command: patterns need the linear-time engine's flag.
+    flags: ["run", "--no-prompt", "--no-config", LINEAR_REGEXP_FLAG, `--allow-read=${file}`],
   });
 }
 
