@@ -260,10 +260,9 @@ Check:
   --state-file PATH       silent-check counter, written atomically (${DEFAULTS.stateFile})
   --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
                           guards /dev): a counter on an emptyDir then dies with its container
-  --on-api-error MODE     unreachable API, 429, 5xx: streak (default): exit 0 after output,
-                          1 in a silent streak; ignore: always 0; fail: always 1
-  --last-line             on silence, quote the last line (off: events may be readable by
-                          people who may not read logs)
+  --on-api-error MODE     unreachable API, 429, 5xx: streak (default): exit as the check
+                          before, window grown as if silent; ignore: always 0; fail: always 1
+  --last-line             on silence, quote the last line (events reach more people than logs)
   --output json           one JSON object instead of the line
 Window (every command); durations like 30s, 5m, 1h30m:
   --window DURATION       window while the container logs (60s)
@@ -277,8 +276,8 @@ Lines (check, doctor, backtest):
   --ignore REGEX          matching lines never are (repeatable); newest line first, timestamp
                           stripped, only its first ${MATCHED_CHARS} characters tested
   --tail N                lines asked for with --match or --ignore (${DEFAULTS.tail})
-  --limit-bytes N         bytes asked for with them (${DEFAULTS.limitBytes}); a window holding more
-                          than that, none of it counting: unknown
+  --limit-bytes N         bytes asked for with them (${DEFAULTS.limitBytes}); a tail of lines that
+                          do not count is silent, unless a check saw output in the window
 Kubelet (plan, backtest):
   --period DURATION       the probe's periodSeconds (60s)
   --failure-threshold N   the probe's failureThreshold (15)
@@ -1163,7 +1162,7 @@ function readCredentials(dir: string): Credentials {
  */
 function keepProxiesOff(): boolean {
   try {
-    Deno.env.set("NO_PROXY", "*");
+    Deno.env.set("NO_PROXY", "*,0.0.0.0/0,::/0"); // "*" matches names only, not addresses
     return true;
   } catch {
     return false;

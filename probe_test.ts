@@ -578,6 +578,15 @@ Deno.test("readLogs in the test server: tail, then since, then limitBytes, with 
   );
   assert.equal(text("tailLines=1&sinceSeconds=5"), "");
   assert.equal(text("limitBytes=5"), "old\nn");
+  // cri-client's logWriter: the rest of a line whose start `since` dropped comes without a prefix.
+  const split = [
+    { at: now - 30_000, text: "part", partial: true },
+    { at: now - 10_000, text: "ial" },
+  ];
+  const decoded = (query: string) =>
+    new TextDecoder().decode(readLogs(split, new URLSearchParams(query), now));
+  assert.equal(decoded("sinceSeconds=20&timestamps=true"), "ial\n");
+  assert.equal(decoded("tailLines=1&timestamps=true"), "2026-11-25T11:59:50Z ial\n");
 });
 
 // ---------------------------------------------------------------------------

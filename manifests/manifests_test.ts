@@ -5,7 +5,7 @@
  * files at their real paths.
  */
 import assert from "node:assert/strict";
-import { type PlanOptions, simulate } from "../probe.ts";
+import { LINEAR_REGEXP_FLAG, type PlanOptions, simulate } from "../probe.ts";
 import { compileArgs, compileProbe } from "../testing/compile.ts";
 import { commandOutput } from "../testing/cluster.ts";
 import {
@@ -118,7 +118,16 @@ Deno.test({
     const { flags, script, args } = probeArgv(worker);
     const command: string[] = worker.livenessProbe.exec.command;
     assert.ok(!command.some((arg) => /^(-A|--allow-all)$/.test(arg)));
-    for (const flag of ["--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm"]) {
+    for (
+      const flag of [
+        "--no-prompt",
+        "--no-config",
+        "--no-lock",
+        "--no-remote",
+        "--no-npm",
+        LINEAR_REGEXP_FLAG, // so that --match/--ignore, once added, run in linear time
+      ]
+    ) {
       assert.ok(flags.includes(flag), flag);
     }
     const permissions = flags.filter((flag) => flag.startsWith("--allow-"));

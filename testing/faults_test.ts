@@ -175,6 +175,92 @@ Deno.test("a certificate outside its validity is unknown (the control plane's fa
   await c.stop();
 });
 
+Deno.test("a plain-HTTP port, and a TLS alert, are errors that say what to fix, counter kept", async () => {
+  const c = await cluster();
+  await c.setCounter(2);
+  const plain = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("2026-11-25T12:00:00Z hi\n"),
+  );
+  const http = await c.run([], { server: `127.0.0.1:${plain.addr.port}` });
+  assert.equal(http.code, 2);
+  assert.match(
+    http.stdout,
+    /^error: API server does not speak TLS as expected: .*InvalidContentType \(a plain-HTTP port\? --server right\?\)$/m,
+  );
+  const alert = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const alerting = (async () => {
+    for await (const conn of alert) {
+      await conn.write(new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])); // handshake_failure
+      conn.close();
+    }
+  })().catch(() => {});
+  const fatal = await c.run([], { server: `127.0.0.1:${alert.addr.port}` });
+  assert.equal(fatal.code, 2);
+  assert.match(fatal.stdout, /^error: API server does not speak TLS as expected: .*alert/m);
+  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
+  alert.close();
+  await alerting;
+  await plain.shutdown();
+  await c.stop();
+});
+
+Deno.test("HTTPS_PROXY in the container's environment never carries the probe's request", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  const proxy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let proxied = 0;
+  const proxying = (async () => {
+    for await (const conn of proxy) {
+      proxied++;
+      conn.close();
+    }
+  })().catch(() => {});
+  const url = `http://127.0.0.1:${proxy.addr.port}`;
+  const env = { HTTPS_PROXY: url, https_proxy: url, ALL_PROXY: url };
+  const run = await c.run([], { env });
+  assert.equal(run.stdout, "alive: output in the last 60s\n");
+  assert.equal(proxied, 0, "nothing reached the proxy");
+  // Without --allow-env=NO_PROXY the probe cannot keep it off, and says so.
+  const host = `127.0.0.1:${c.server.port}`;
+  const flags = denoFlags(c.paths, host).map((flag) =>
+    flag.startsWith("--allow-env=") ? flag.replace(",NO_PROXY", "") : flag
+  );
+  const unguarded = await c.run([], { env, flags });
+  assert.match(unguarded.stdout, /warning: HTTPS_PROXY not kept off \(add --allow-env=NO_PROXY\)/);
+  assert.ok(proxied > 0, "Deno's fetch takes the proxy from the environment");
+  proxy.close();
+  await proxying;
+  await c.stop();
+});
+
+Deno.test("what TLS trusts: ca.crt and Deno's roots; DENO_CERT in the environment too (README)", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  const other = await makePki();
+  const server = new FakeApiServer(other);
+  server.addPod("shop", "worker-7d9f").containers.get("app")!.push({ at: server.now, text: "hi" });
+  server.addServiceAccount(c.token, "shop", "log-probe");
+  const host = `127.0.0.1:${server.port}`;
+  const rejected = await c.run([], { server: host });
+  assert.equal(rejected.code, 2);
+  assert.match(rejected.stdout, /^error: API server certificate rejected: .*UnknownIssuer/m);
+  // Deno adds ca.crt to its roots; it cannot be made to trust ca.crt alone.
+  const flags = denoFlags(
+    { ...c.paths, serviceAccountDir: `${c.paths.serviceAccountDir},${other.dir}` },
+    host,
+  );
+  const widened = await c.run([], {
+    server: host,
+    flags,
+    env: { DENO_CERT: `${other.dir}/ca.crt` },
+  });
+  assert.equal(widened.code, 0, widened.stdout);
+  await server.close();
+  await Deno.remove(other.dir, { recursive: true });
+  await c.stop();
+});
+
 Deno.test("a token rotated between two runs: the second run sends the new one", async () => {
   const c = await cluster();
   c.server.log(c.pod, "working");

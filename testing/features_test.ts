@@ -158,6 +158,39 @@ Deno.test("last words: a silent line says when the container last wrote; --last-
   await c.stop();
 });
 
+Deno.test("last words follow --match/--ignore: the newest line that counts, not the newest line", async () => {
+  const c = await Cluster.start();
+  const job = c.server.now - 7384_000;
+  c.server.log(c.pod, "processed job 7", "app", job);
+  for (let i = 0; i < 20; i++) c.server.log(c.pod, "retrying", "app", c.server.now - 90_000 + i);
+  const run = await c.run(["--match", "processed job", "--last-line", "--output", "json"]);
+  const result = JSON.parse(run.stdout);
+  assert.equal(result.verdict, "silent");
+  assert.equal(result.lastOutput, new Date(job).toISOString());
+  assert.match(
+    result.message,
+    /; last matching output 2h3m4s ago; last line: "processed job 7"$/,
+  );
+  // The counter remembers it: the next checks count silence from it, whatever follows.
+  assert.equal(await c.counter(), c.counterLine(1, job));
+  await c.stop();
+});
+
+Deno.test("the rest of a long line whose start is older than the window arrives bare: output", async () => {
+  const c = await Cluster.start();
+  const records = c.pod.containers.get("app")!;
+  // The runtime split one long line in three CRI records; the first is older than the window.
+  records.push({ at: c.server.now - 120_000, text: "x".repeat(16384), partial: true });
+  records.push({ at: c.server.now - 30_000, text: "y".repeat(16384), partial: true });
+  records.push({ at: c.server.now - 20_000, text: "z processed job 9" });
+  const run = await c.run(["--ignore", "retrying"]);
+  assert.equal(run.code, 0, run.stdout);
+  assert.equal(run.stdout, "alive: matching output in the last 60s\n");
+  const seen = c.server.seen.at(-1)!;
+  assert.ok(seen.bytes > 16384, "the body starts with the bare rest of the line");
+  await c.stop();
+});
+
 Deno.test("last words are skipped when less than a second of the deadline is left", async () => {
   const c = await Cluster.start();
   c.server.log(c.pod, "last words", "app", c.server.now - 7384_000);
