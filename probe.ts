@@ -120,9 +120,9 @@ export interface Target {
  * does not speak TLS or HTTP as an API server does.
  */
 export type Answer =
-  | { status: number; body: string; bytes: number; type?: string }
+  | { status: number; body: string; bytes: number; type?: string; encoding?: string }
   | {
-    failure: "unreachable" | "timeout" | "expired" | "tls" | "protocol" | "permission";
+    failure: "unreachable" | "timeout" | "slow" | "expired" | "tls" | "protocol" | "permission";
     detail: string;
   };
 
@@ -686,7 +686,7 @@ export function newestCounting(
     const stamp = lines[i].match(TIMESTAMP)?.[0];
     if (stamp === undefined) {
       // The empty end, a line cut inside its timestamp, or the rest of a split line.
-      if (i === 0 && lines[0] !== "" && counts(lines[0], options)) {
+      if (i === 0 && lines[0] !== "" && filtering(options) && counts(lines[0], options)) {
         return { text: lines[0], continued: true, lines: complete };
       }
       continue;
@@ -761,6 +761,8 @@ export function judge(
     switch (answer.failure) {
       case "timeout":
         return unknown(`no answer from the API server within ${answer.detail}`);
+      case "slow":
+        return unknown(`--match/--ignore not through the answer's lines within ${answer.detail}`);
       case "unreachable":
         return unknown(`API server unreachable: ${answer.detail}`);
       case "expired":
@@ -785,9 +787,19 @@ export function judge(
   if (status === 200) {
     // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
     const type = answer.type?.split(";")[0].trim().toLowerCase();
-    if (type !== undefined && type !== "text/plain") {
+    const encoding = answer.encoding ?? "identity";
+    // Asked for identity; and without patterns, the kubelet prefixes the one line it sends.
+    const bare = !filtering(options) && body !== "" && !TIMESTAMP.test(body);
+    const not = type !== undefined && type !== "text/plain"
+      ? type
+      : encoding !== "identity"
+      ? `content-encoding ${encoding}`
+      : bare
+      ? "no timestamp"
+      : undefined;
+    if (not) {
       return error(
-        `answer is not a container log (${type}): --server is not the API server, or a proxy answers`,
+        `answer is not a container log (${not}): --server is not the API server, or a proxy answers`,
       );
     }
     const newest = newestCounting(body, options);
@@ -1085,24 +1097,46 @@ function instanceOf(path: string): string {
   }
 }
 
+/** A counter line is short: more than this is garbage, and is not read. */
+const COUNTER_BYTES = 128;
+
 function loadCounter(path: string, instance: string): Counter {
+  let text: string | undefined;
   try {
-    return parseCounter(readText(path), instance);
+    // A FIFO would block the open, a huge file cost its size: only a regular file, a few bytes.
+    const info = Deno.statSync(path);
+    if (!info.isFile) throw new Error(info.isDirectory ? "Is a directory" : "not a regular file");
+    const file = Deno.openSync(path, { read: true });
+    try {
+      const buffer = new Uint8Array(COUNTER_BYTES + 1);
+      const read = file.readSync(buffer) ?? 0;
+      text = new TextDecoder().decode(buffer.subarray(0, read));
+    } finally {
+      file.close();
+    }
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) throw error;
-    return {
-      silentChecks: 0,
-      instance,
-      note: `counter unreadable (${reason(error)}), counted as 0`,
-    };
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return {
+        silentChecks: 0,
+        instance,
+        note: `counter unreadable (${reason(error)}), counted as 0`,
+      };
+    }
   }
+  return parseCounter(text, instance);
 }
 
-/** Writes the counter atomically: a temporary file, then a rename over the old one. */
+/**
+ * Writes the counter atomically: a new temporary file of an unguessable name (never a file or
+ * link planted there), then a rename over the old one.
+ */
 function saveCounter(path: string, counter: Counter): void {
-  const temporary = `${path}.${Deno.pid}.tmp`;
+  const suffix = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16))
+    .join("");
+  const temporary = `${path}.${Deno.pid}.${suffix}.tmp`;
   try {
-    Deno.writeTextFileSync(temporary, formatCounter(counter), { mode: 0o600 });
+    Deno.writeTextFileSync(temporary, formatCounter(counter), { mode: 0o600, createNew: true });
     Deno.renameSync(temporary, path);
   } catch (error) {
     try {
@@ -1112,6 +1146,11 @@ function saveCounter(path: string, counter: Counter): void {
     }
     throw error;
   }
+}
+
+/** The counter file of a named container: one per container, so two never share a streak. */
+export function counterPath(stateFile: string, container?: string): string {
+  return container ? `${stateFile}.${container}` : stateFile;
 }
 
 function reason(error: unknown): string {
@@ -1195,6 +1234,7 @@ async function call(
     return {
       status: response.status,
       type: response.headers.get("content-type") ?? undefined,
+      encoding: response.headers.get("content-encoding") ?? undefined,
       ...await readAtMost(response, init.limit ?? MAX_BODY),
     };
   } catch (error) {
@@ -1298,7 +1338,7 @@ async function lookAtWindow(
   } catch (error) {
     if (!(error instanceof OutOfTime)) throw error;
     // Matching the answer's lines took the time that was left: as if it came too late.
-    return judge(late, state, options, target);
+    return judge({ failure: "slow", detail: late.detail }, state, options, target);
   }
 }
 
@@ -1347,8 +1387,9 @@ async function lastWords(
 }
 
 /** One check, start to end. */
-export async function check(options: CheckOptions): Promise<CheckResult> {
-  const target = targetOf(options);
+export async function check(given: CheckOptions): Promise<CheckResult> {
+  const target = targetOf(given);
+  const options = { ...given, stateFile: counterPath(given.stateFile, target.container) };
   const counter = counterOf(options);
   const proxiesOff = keepProxiesOff();
   const credentials = readCredentials(options.serviceAccountDir);
@@ -1382,7 +1423,16 @@ export async function check(options: CheckOptions): Promise<CheckResult> {
     try {
       saveCounter(options.stateFile, next);
     } catch (error) {
-      notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
+      if (outcome.code === 0) {
+        notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
+      } else {
+        // A streak that cannot be counted never widens the window: quiet workers die young.
+        outcome.verdict = "error";
+        outcome.code = 2;
+        outcome.message = `error: counter ${options.stateFile} cannot be written (${
+          reason(error)
+        }): --state-file must name a file on a writable emptyDir`;
+      }
     }
   }
   const said = outcome.verdict === "silent" && outcome.lastOutput
@@ -1410,7 +1460,8 @@ export function checkJson(result: CheckResult): string {
 }
 
 /** `doctor`: the set-up checked one item a line, with the fix for each ✗. */
-export async function doctor(options: CheckOptions): Promise<{ lines: string[]; ok: boolean }> {
+export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok: boolean }> {
+  let options = given;
   const lines: string[] = [];
   const pass = (text: string) => lines.push(`✓ ${text}`);
   const fail = (text: string) => lines.push(`✗ ${text}`);
@@ -1421,6 +1472,7 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
   let target: Target | undefined;
   try {
     target = targetOf(options);
+    options = { ...options, stateFile: counterPath(options.stateFile, target.container) };
     pass(
       `pod ${target.namespace}/${target.pod}${
         target.container ? `, container ${target.container}` : ""
@@ -1552,8 +1604,9 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
   } else {
     try {
       const counter = counterOf(options);
+      if (counter.note?.startsWith("counter unreadable")) throw new Error(counter.note);
       const probe = `${options.stateFile}.doctor.${Deno.pid}`;
-      Deno.writeTextFileSync(probe, "");
+      Deno.writeTextFileSync(probe, "", { createNew: true });
       Deno.removeSync(probe);
       const count = counter.missing
         ? "no count yet"
@@ -1565,7 +1618,11 @@ export async function doctor(options: CheckOptions): Promise<{ lines: string[]; 
       );
     } catch (error) {
       fail(
-        `counter ${options.stateFile}: ${reason(error)} (an emptyDir there, and --allow-write?)`,
+        `counter ${options.stateFile}: ${reason(error)}: ${
+          error instanceof Deno.errors.NotCapable
+            ? `add --allow-read=${stateDir} --allow-write=${stateDir}`
+            : `--state-file must name a file on a writable emptyDir mounted at ${stateDir}`
+        }`,
       );
     }
   }

@@ -319,7 +319,7 @@ Deno.test({
       const state = await Deno.readTextFile(`${pod.emptyDir("log-probe-state")}/state`);
       assert.match(
         state,
-        new RegExp(`^3 \\d+:\\d+ ${new Date(start + lastLine * 1000).toISOString()}\n$`),
+        new RegExp(`^3 \\d+:\\d+ ${new Date(start + lastLine * 1000).toISOString()} fail\n$`),
       );
       await pod.restart();
       pod.log("processed job 1", pod.server.now);

@@ -6,7 +6,7 @@
  * runs the real probe at every check.
  */
 import assert from "node:assert/strict";
-import { type PlanOptions, simulate } from "../probe.ts";
+import { LINEAR_REGEXP_FLAG, type PlanOptions, simulate } from "../probe.ts";
 import { rfc3339Nano } from "./apiserver.ts";
 import { Cluster, type RunOptions } from "./cluster.ts";
 
@@ -135,7 +135,7 @@ Deno.test("--ignore: a burst of lines that do not count, then a hang: restart as
     history.map(([s, text]) => `${rfc3339Nano(start + s * 1000)} ${text}\n`).join(""),
   );
   const replay = await c.run(["backtest", "--log-file", file, ...args], {
-    flags: ["run", "--no-prompt", "--no-config", `--allow-read=${file}`],
+    flags: ["run", LINEAR_REGEXP_FLAG, "--no-prompt", "--no-config", `--allow-read=${file}`],
   });
   const at = new Date(start + hung.restartAt! * 1000).toISOString();
   assert.match(replay.stdout, new RegExp(`restarts: 1, at ${at} after `), replay.stdout);
