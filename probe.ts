@@ -30,7 +30,7 @@
  */
 
 /** The version `--version` prints. */
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";
 
 /** How the window grows with each silent check in a row. */
 export type Growth = "triangular" | "linear" | "exponential" | "fixed";
@@ -257,7 +257,7 @@ Where (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
   --service-account-dir D token, ca.crt and namespace (default as above)
   --timeout DURATION      deadline of the whole check, below timeoutSeconds (5s, at most 5m)
 Check:
-  --state-file PATH       silent-check counter, written atomically (${DEFAULTS.stateFile})
+  --state-file PATH       the counter (${DEFAULTS.stateFile}); .NAME added for container NAME
   --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
                           guards /dev): a counter on an emptyDir then dies with its container
   --on-api-error MODE     unreachable API, 429, 5xx: streak (default): exit as the check
@@ -1059,6 +1059,10 @@ export function renderPlan(options: PlanOptions): string {
       } before the last output fell out of reach for good.`,
     );
   }
+  lines.push(
+    "Log rotation and lines that do not count leave this as it is (the probe remembers the " +
+      "newest output it saw); lost answers can move it by a few checks.",
+  );
   return lines.join("\n");
 }
 

@@ -254,7 +254,20 @@ Deno.test("judge follows the decision table", () => {
   const rows: Array<[Answer, string, number, number, RegExp]> = [
     [log("2026-11-25T12:00:00Z hi\n"), "alive", 0, 0, /^alive: output in the last 360s/],
     [log("2026-11-25T12:00:00.5Z \n"), "alive", 0, 0, /^alive/],
-    [log("the rest of a split line\n"), "alive", 0, 0, /^alive/],
+    [
+      log("no timestamp\n"),
+      "error",
+      2,
+      2,
+      /^error: answer is not a container log \(no timestamp\)/,
+    ],
+    [
+      { ...log(""), encoding: "br" },
+      "error",
+      2,
+      2,
+      /not a container log \(content-encoding br\)/,
+    ],
     [
       log(""),
       "silent",
