@@ -187,7 +187,12 @@ export class Cluster {
         Deno.execPath(),
         ...flags,
         PROBE,
-        ...this.#withPaths([...server, ...args], options),
+        ...this.#withPaths(
+          ["check", "doctor"].includes(args[0])
+            ? [args[0], ...server, ...args.slice(1)]
+            : [...server, ...args],
+          options,
+        ),
       ],
       env,
       clearEnv: true,

@@ -161,6 +161,8 @@ Deno.test("a certificate outside its validity is unknown (the control plane's fa
     /^unknown: API server certificate expired \(the control plane's to renew, or this node's clock\); failed, as the check before \(3 silent in a row\)$/m,
   );
   assert.equal(server.seen.length, 0, "no request without a valid certificate");
+  const doctor = await c.run(["doctor"], { server: host });
+  assert.match(doctor.stdout, /^✗ API server certificate expired \(the control plane's to renew/m);
   assert.equal(await c.counter(), c.counterLine(3));
   // Not valid yet: the pod's clock three days behind the certificate. After output: passes.
   await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, c.pki.caCert);
@@ -198,6 +200,11 @@ Deno.test("a plain-HTTP port, and a TLS alert, are errors that say what to fix, 
   const fatal = await c.run([], { server: `127.0.0.1:${alert.addr.port}` });
   assert.equal(fatal.code, 2);
   assert.match(fatal.stdout, /^error: API server does not speak TLS as expected: .*alert/m);
+  const doctor = await c.run(["doctor"], { server: `127.0.0.1:${plain.addr.port}` });
+  assert.match(
+    doctor.stdout,
+    /^✗ API server does not speak TLS as expected: .*a plain-HTTP port\?/m,
+  );
   assert.equal(await c.counter(), `2 ${c.instance()}\n`);
   alert.close();
   await alerting;
