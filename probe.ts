@@ -55,7 +55,7 @@ export interface LineOptions {
   tail: number;
   /** Bytes asked for when there are patterns (`limitBytes`). */
   limitBytes: number;
-  /** When set, matching stops at this time (ms since the epoch): {@linkcode OutOfTime}. */
+  /** When set, matching stops at this `performance.now()` time: {@linkcode OutOfTime}. */
   deadline?: number;
 }
 
@@ -660,7 +660,9 @@ const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) /;
 export function counts(text: string, options: LineOptions): boolean {
   const tested = text.length > MATCHED_CHARS ? text.slice(0, MATCHED_CHARS) : text;
   const test = (pattern: RegExp) => {
-    if (options.deadline !== undefined && Date.now() >= options.deadline) throw new OutOfTime();
+    if (options.deadline !== undefined && performance.now() >= options.deadline) {
+      throw new OutOfTime();
+    }
     return pattern.test(tested);
   };
   if (options.ignore.some(test)) return false;
@@ -697,6 +699,23 @@ export function newestCounting(
   return { lines: complete };
 }
 
+/** Seconds a remembered line may lie ahead of the pod's clock before it is forgotten. */
+const CLOCK_SLACK = 60;
+
+/**
+ * What the counter remembers once a line stamped `stamp` (ms) was seen: the later of it and the
+ * line remembered so far, in UTC, never after `now`. A stamp no date parses changes nothing.
+ */
+export function remember(
+  known: string | undefined,
+  stamp: number,
+  now: number,
+): string | undefined {
+  if (Number.isNaN(stamp)) return known;
+  const seen = new Date(Math.min(stamp, now)).toISOString();
+  return known !== undefined && known > seen ? known : seen;
+}
+
 /** Kubelet errors while it renames and reopens a container's log file (log rotation). */
 const ROTATING =
   /^failed to (try resolving symlinks in path|open log file|read log file|seek|tail) /;
@@ -730,12 +749,15 @@ export function judge(
     silentChecks: count,
     window,
     message: `${verdict}: ${message}`,
-    ...(state.lastOutput ? { lastOutput: state.lastOutput } : {}),
+    ...(known ? { lastOutput: known } : {}),
   });
   const error = (message: string) => outcome("error", 2, silentChecks, message);
-  const remembered = state.lastOutput === undefined
+  // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
+  const age = state.lastOutput === undefined
     ? undefined
     : (state.now - Date.parse(state.lastOutput)) / 1000;
+  const remembered = age !== undefined && age >= -CLOCK_SLACK ? Math.max(0, age) : undefined;
+  const known = remembered === undefined ? undefined : state.lastOutput;
   const inWindow = remembered !== undefined && remembered <= window;
   const unknown = (why: string): Outcome => {
     const mode = options.onApiError ?? "streak";
@@ -804,10 +826,11 @@ export function judge(
     }
     const newest = newestCounting(body, options);
     if (newest.stamp || newest.continued) {
-      // A split line's rest is at most `window` old: remember the window's start, a safe bound.
-      const seen = newest.stamp ? Date.parse(newest.stamp) : state.now - window * 1000;
-      const before = state.lastOutput ? Date.parse(state.lastOutput) : -Infinity;
-      const lastOutput = new Date(Math.max(seen, before)).toISOString();
+      // A split line's rest (or a stamp no date parses) is at most `window` old: remember the
+      // window's start, a safe bound; and never a time after now.
+      const stamp = newest.stamp ? Date.parse(newest.stamp) : NaN;
+      const seen = Number.isNaN(stamp) ? state.now - window * 1000 : stamp;
+      const lastOutput = remember(known, seen, state.now);
       return {
         ...outcome(
           "alive",
@@ -838,7 +861,7 @@ export function judge(
         1,
         silentChecks + 1,
         `no ${output} in the last ${window}s` +
-          (bounded ? ` (newest ${plural(newest.lines, "line")} checked: raise --tail?)` : "") +
+          (bounded ? ` (only ${plural(newest.lines, "line")} checked: raise --tail?)` : "") +
           ` (${plural(silentChecks + 1, "silent check")} in a row; next window ${
             windowFor(silentChecks + 1, options)
           }s)`,
@@ -1327,9 +1350,8 @@ async function lookAtWindow(
   counter: Counter,
   credentials: Credentials,
   signal: AbortSignal,
+  deadline: number,
 ): Promise<Outcome> {
-  // The check's deadline, give or take the few milliseconds since check() set its own.
-  const deadline = Date.now() + options.timeout * 1000;
   const query = checkQuery(windowFor(counter.silentChecks, options), options);
   const answer = await call(logUrl(target, query), credentials, signal, {
     limit: Math.max(MAX_BODY, query.limitBytes),
@@ -1397,20 +1419,18 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
   const counter = counterOf(options);
   const proxiesOff = keepProxiesOff();
   const credentials = readCredentials(options.serviceAccountDir);
-  const deadline = Date.now() + options.timeout * 1000;
+  // Monotonic, as the abort timer: a step of the wall clock moves neither.
+  const deadline = performance.now() + options.timeout * 1000;
   const signal = AbortSignal.timeout(options.timeout * 1000);
-  const outcome = await lookAtWindow(target, options, counter, credentials, signal);
+  const outcome = await lookAtWindow(target, options, counter, credentials, signal, deadline);
   const notes = counter.note ? [counter.note] : [];
   if (!proxiesOff) notes.push("warning: HTTPS_PROXY not kept off (add --allow-env=NO_PROXY)");
   let quoted = "";
   // Last words, on the silent path, while the deadline allows: a line no check saw, older than
   // the window, is remembered too, so that a rotation cannot hide it from the next checks.
-  if (outcome.verdict === "silent" && deadline - Date.now() > 1000) {
+  if (outcome.verdict === "silent" && deadline - performance.now() > 1000) {
     const last = await lastWords(target, options, credentials, signal, deadline);
-    const remembered = outcome.lastOutput ? Date.parse(outcome.lastOutput) : -Infinity;
-    if (last && Date.parse(last.stamp) > remembered) {
-      outcome.lastOutput = new Date(Date.parse(last.stamp)).toISOString();
-    }
+    if (last) outcome.lastOutput = remember(outcome.lastOutput, Date.parse(last.stamp), Date.now());
     if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
   }
   // Written once, atomically; even when nothing changed but the file is missing: a missing file
@@ -1429,6 +1449,12 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     } catch (error) {
       if (outcome.code === 0) {
         notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
+        try {
+          // A stale "fail" must not outlive this pass (an unlink works on a full tmpfs too).
+          if (Deno.lstatSync(options.stateFile).isFile) Deno.removeSync(options.stateFile);
+        } catch {
+          // not there, or not ours to remove: the next check reads what it reads
+        }
       } else {
         // A streak that cannot be counted never widens the window: quiet workers die young.
         outcome.verdict = "error";
@@ -1594,7 +1620,9 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
           })`,
         );
       }
-      const outcome = await lookAtWindow(target, options, counterOf(options), credentials, signal);
+      const deadline = performance.now() + options.timeout * 1000;
+      const counter = counterOf(options);
+      const outcome = await lookAtWindow(target, options, counter, credentials, signal, deadline);
       const said = `log request (window ${outcome.window}s): ${outcome.message}`;
       if (outcome.verdict === "alive" || outcome.verdict === "silent") pass(said);
       else fail(said);
@@ -1688,9 +1716,7 @@ export async function backtest(
       // The live check's last words: the newest line that counts, with no window.
       const last = kubeletAnswer(ring, now, lastWordsQuery(options, false));
       const stamp = "body" in last ? newestCounting(last.body, options).stamp : undefined;
-      if (stamp && (!lastOutput || Date.parse(stamp) > Date.parse(lastOutput))) {
-        lastOutput = new Date(Date.parse(stamp)).toISOString();
-      }
+      if (stamp) lastOutput = remember(lastOutput, Date.parse(stamp), now);
     }
     state = { silentChecks: outcome.silentChecks, lastOutput, failing: outcome.code === 1, now };
     if (outcome.bounded) boundHit++;

@@ -391,7 +391,31 @@ Deno.test("judge: output remembered inside the window is alive when the answer n
     TARGET,
   );
   assert.deepEqual([hidden.verdict, hidden.code, hidden.bounded], ["silent", 1, true]);
-  assert.match(hidden.message, /newest 3 lines checked: raise --tail\?/);
+  assert.match(hidden.message, /only 3 lines checked: raise --tail\?/);
+});
+
+Deno.test("judge: stamps with nanoseconds or an offset, from the future, or no date at all", () => {
+  const options = { ...TRIANGULAR, ...ANY_LINE };
+  const now = Date.parse("2026-11-25T12:01:00Z");
+  const log = (body: string) => ({ status: 200, body, bytes: body.length, type: "text/plain" });
+  // The kubelet may print the runtime's offset and nine digits: remembered in UTC, to the ms.
+  const offset = judge(
+    log("2026-11-25T13:00:30.123456789+01:00 hi\n"),
+    { silentChecks: 0, now },
+    options,
+    TARGET,
+  );
+  assert.deepEqual([offset.verdict, offset.lastOutput], ["alive", "2026-11-25T12:00:30.123Z"]);
+  // A remembered line ahead of the clock (it stepped back) proves nothing: forgotten, not alive.
+  const future = { silentChecks: 0, lastOutput: "2026-11-25T13:01:00.000Z", now };
+  const silent = judge(log(""), future, options, TARGET);
+  assert.deepEqual([silent.verdict, silent.lastOutput], ["silent", undefined]);
+  // A line stamped after now is remembered as now, never later.
+  const ahead = judge(log("2026-11-25T12:05:00Z hi\n"), { silentChecks: 0, now }, options, TARGET);
+  assert.equal(ahead.lastOutput, "2026-11-25T12:01:00.000Z");
+  // A stamp no date parses is still a line in the window: alive, remembered as the window's start.
+  const odd = judge(log("2026-11-25T25:00:00Z hi\n"), { silentChecks: 1, now }, options, TARGET);
+  assert.deepEqual([odd.verdict, odd.lastOutput], ["alive", "2026-11-25T11:58:00.000Z"]);
 });
 
 Deno.test("oneLine escapes control characters and cuts to the limit", () => {

@@ -104,7 +104,7 @@ Deno.test("lines that do not count fill the bounded tail: silent unless an earli
   assert.equal(tail.code, 1);
   assert.match(
     tail.stdout,
-    /^silent: no matching output in the last 360s \(newest 300 lines checked: raise --tail\?\) \(3 silent checks in a row; next window 600s\)/m,
+    /^silent: no matching output in the last 360s \(only 300 lines checked: raise --tail\?\) \(3 silent checks in a row; next window 600s\)/m,
   );
   assert.equal(await c.counter(), c.counterLine(3));
   const bytes = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
