@@ -23,6 +23,7 @@ import {
   resolveTarget,
   simulate,
   type Target,
+  utc,
   windowFor,
 } from "./probe.ts";
 import { FakeApiServer, makePki, readLogs } from "./testing/apiserver.ts";
@@ -394,6 +395,13 @@ Deno.test("judge: output remembered inside the window is alive when the answer n
   assert.match(hidden.message, /only 3 lines checked: raise --tail\?/);
 });
 
+Deno.test("utc writes what toISOString writes, without its memory", () => {
+  const random = mulberry32(7);
+  const times = [0, 951_782_400_000, 951_868_800_000, 4_102_444_800_000, 1_795_608_000_123];
+  for (let i = 0; i < 10_000; i++) times.push(Math.floor(random() * 4e12));
+  for (const ms of times) assert.equal(utc(ms), new Date(ms).toISOString(), String(ms));
+});
+
 Deno.test("judge: stamps with nanoseconds or an offset, from the future, or no date at all", () => {
   const options = { ...TRIANGULAR, ...ANY_LINE };
   const now = Date.parse("2026-11-25T12:01:00Z");
@@ -521,10 +529,10 @@ Deno.test("compilePattern: linear-time patterns only, at most 256 characters, ea
 
 Deno.test("counts stops at its deadline with OutOfTime, and not before", () => {
   const options = { ...ANY_LINE, match: [compilePattern("job", "--match")] };
-  assert.equal(counts("job 1", { ...options, deadline: Date.now() + 60_000 }), true);
-  assert.throws(() => counts("job 1", { ...options, deadline: Date.now() - 1 }), OutOfTime);
+  assert.equal(counts("job 1", { ...options, deadline: performance.now() + 60_000 }), true);
+  assert.throws(() => counts("job 1", { ...options, deadline: performance.now() - 1 }), OutOfTime);
   assert.equal(
-    counts("job 1", { ...ANY_LINE, deadline: Date.now() - 1 }),
+    counts("job 1", { ...ANY_LINE, deadline: performance.now() - 1 }),
     true,
     "no pattern, no clock",
   );
