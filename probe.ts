@@ -776,6 +776,13 @@ export function judge(
   const { silentChecks } = state;
   const window = windowFor(silentChecks, options);
   const output = filtering(options) ? "matching output" : "output";
+  // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
+  const age = state.lastOutput === undefined
+    ? undefined
+    : (state.now - Date.parse(state.lastOutput)) / 1000;
+  const remembered = age !== undefined && age >= -CLOCK_SLACK ? Math.max(0, age) : undefined;
+  const known = remembered === undefined ? undefined : state.lastOutput;
+  const inWindow = remembered !== undefined && remembered <= window;
   const outcome = (verdict: Verdict, code: number, count: number, message: string): Outcome => ({
     verdict,
     code,
@@ -785,13 +792,6 @@ export function judge(
     ...(known ? { lastOutput: known } : {}),
   });
   const error = (message: string) => outcome("error", 2, silentChecks, message);
-  // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
-  const age = state.lastOutput === undefined
-    ? undefined
-    : (state.now - Date.parse(state.lastOutput)) / 1000;
-  const remembered = age !== undefined && age >= -CLOCK_SLACK ? Math.max(0, age) : undefined;
-  const known = remembered === undefined ? undefined : state.lastOutput;
-  const inWindow = remembered !== undefined && remembered <= window;
   const unknown = (why: string): Outcome => {
     const mode = options.onApiError ?? "streak";
     if (mode !== "streak") {
