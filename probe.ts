@@ -1459,9 +1459,14 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
   const notes = counter.note ? [counter.note] : [];
   if (!proxiesOff) notes.push("warning: HTTPS_PROXY not kept off (add --allow-env=NO_PROXY)");
   let quoted = "";
-  // Last words, on the silent path, while the deadline allows: a line no check saw, older than
-  // the window, is remembered too, so that a rotation cannot hide it from the next checks.
-  if (outcome.verdict === "silent" && deadline - performance.now() > 1000) {
+  // Last words, on the silent path, while the deadline allows, when the counter remembers no
+  // output yet (or the line is to be quoted): a line no check saw, older than the window, is
+  // remembered too, so that a rotation cannot hide it from the next checks. Once the counter
+  // remembers one, nothing newer can be outside the window while the window is at least the
+  // period (it was inside the window of the check after the one that saw the remembered line),
+  // so a silent check makes one request.
+  const wordsWanted = outcome.lastOutput === undefined || options.lastLine;
+  if (outcome.verdict === "silent" && wordsWanted && deadline - performance.now() > 1000) {
     const last = await lastWords(target, options, credentials, signal, deadline);
     if (last) outcome.lastOutput = remember(outcome.lastOutput, Date.parse(last.stamp), Date.now());
     if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
@@ -1745,7 +1750,7 @@ export async function backtest(
     const query = checkQuery(windowFor(state.silentChecks, options), options);
     const outcome = judge(kubeletAnswer(ring, now, query), { ...state, now }, options, target);
     let lastOutput = outcome.lastOutput;
-    if (outcome.verdict === "silent") {
+    if (outcome.verdict === "silent" && lastOutput === undefined) {
       // The live check's last words: the newest line that counts, with no window.
       const last = kubeletAnswer(ring, now, lastWordsQuery(options, false));
       const stamp = "body" in last ? newestCounting(last.body, options).stamp : undefined;

@@ -146,6 +146,12 @@ Deno.test("last words: a silent line says when the container last wrote; --last-
     quoted.stdout,
     'silent: no output in the last 180s (2 silent checks in a row; next window 360s); last output 2h3m4s ago; last line: "waiting for upstream\\u001b[0m \\"db\\""\n',
   );
+  // The counter now remembers that line: a silent check without --last-line asks once.
+  const asked = c.server.seen.length;
+  const once = await c.run();
+  assert.equal(once.code, 1);
+  assert.match(once.stdout, /; last output 2h3m4s ago$/m);
+  assert.equal(c.server.seen.length, asked + 1);
   c.server.log(c.pod, "x".repeat(1000), "app", c.server.now - 7384_000);
   const long = await c.run(["--last-line"]);
   assert.equal(long.stdout.length, 200, "cut to 199 characters and a newline");
