@@ -16,6 +16,7 @@
  * @module
  */
 import os from "node:os";
+import { formatCounter, utc } from "../probe.ts";
 import { KubeletPod, SA_DIR } from "../testing/kubelet.ts";
 import { BENCH_DIR, buildMeter, type Cost, measure } from "./meter.ts";
 import { CpuCgroups } from "./cgroup.ts";
@@ -113,13 +114,23 @@ async function scratch(name: string): Promise<string> {
   return path;
 }
 
-/** The steady state of a healthy container: a counter of 0 for this instance. */
+/** When the log's one old line was printed: an hour before the virtual clock's now. */
+const OLD_LINE_AT = () => server.now - 3600_000;
+
+/**
+ * The steady state of a healthy container: a counter of 0 for this instance that remembers the
+ * oldest line of the log as seen (so a silent check makes one request, as it does after its first).
+ */
 async function resetCounters(): Promise<void> {
   await Deno.remove(`${seedTmp}/ProbeFailedTimes`).catch(() => {});
   if (!stateFile || !stateVolume) return;
   const { dev, ino } = await Deno.stat(pod.terminationLog);
   const path = `${pod.emptyDir(stateVolume.name)}${stateFile.slice(stateVolume.mountPath.length)}`;
-  await Deno.writeTextFile(path, `0 ${dev}:${ino}\n`);
+  const seen = utc(OLD_LINE_AT());
+  await Deno.writeTextFile(
+    path,
+    formatCounter({ silentChecks: 0, instance: `${dev}:${ino}`, lastOutput: seen }),
+  );
 }
 
 async function runOnce(
@@ -146,7 +157,7 @@ function fill(bytes: number): void {
     pod.container.name,
   )!;
   records.length = 0;
-  records.push({ at: server.now - 3600_000, text: "an old line, outside every window" });
+  records.push({ at: OLD_LINE_AT(), text: "an old line, outside every window" });
   const count = Math.round(bytes / 100);
   for (let i = 0; i < count; i++) records.push({ at: server.now - 30_000 + i / count, text: LINE });
 }

@@ -360,6 +360,35 @@ Deno.test("a counter path that is a directory: alive warns, silent is an error n
   await c.stop();
 });
 
+Deno.test("a full emptyDir: the pass is not saved, and no stale failure outlives it", async () => {
+  const c = await cluster();
+  c.server.log(c.pod, "working");
+  // A one-page tmpfs over the counter's folder, in a mount namespace of the probe's own: the old
+  // counter (a failing streak) fills it, so the new one cannot be written.
+  const script =
+    `mount -t tmpfs -o size=4k,mode=0777 full "$0" && printf '2 %s\\n' "$1" > "$0/counter"` +
+    ` && shift && "$@"; echo "left: $(ls "$0")" >&2`;
+  const wrapper = [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    script,
+    c.paths.stateDir,
+    c.instance(),
+  ];
+  const run = await c.run([], { wrapper });
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stdout,
+    /^alive: output in the last 360s \(after 2 silent checks in a row\); warning: counter not saved to .*No space left on device/m,
+  );
+  assert.match(run.stderr, /^left: $/m, "the failing counter is gone: the next outage passes");
+  await c.stop();
+});
+
 Deno.test("a FIFO or a 1 GB file at the counter path: read without blocking, a few bytes", async () => {
   const c = await cluster();
   c.server.log(c.pod, "working");
