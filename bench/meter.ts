@@ -1,6 +1,6 @@
 /**
  * One command run the way the kubelet runs an exec probe
- * ({@linkcode KubeletPod.sandboxCommand} from `testing/kubelet.ts`), measured
+ * ({@linkcode KubeletPod.exec} from `testing/kubelet.ts`), measured
  * from inside the sandbox by `rusage.c` (wait4(2), built static so it runs in
  * an image that holds nothing), so the sandbox's own setup is never counted; optionally inside a cgroup with a CPU quota, which
  * the sandbox joins before it starts, as an exec probe runs in the
@@ -75,20 +75,13 @@ export async function measure(
 ): Promise<Cost> {
   if (!meterBinary) throw new Error("Call buildMeter first");
   const meter = [METER, String(options.settle ?? 0)];
-  const sandbox = await pod.sandboxCommand([...meter, ...argv], {
+  const output = await pod.exec([...meter, ...argv], {
     mounts: [`${HERE} ${BENCH_DIR} ro`, `${meterBinary} ${METER} ro`, ...options.mounts ?? []],
     env: options.env,
     image: options.image,
+    wrapper: options.cgroup ? ["sh", "-c", `echo $$ > ${options.cgroup} && exec "$@"`, "sh"] : [],
   });
-  const join = options.cgroup ? ["sh", "-c", `echo $$ > ${options.cgroup} && exec "$@"`, "sh"] : [];
-  const [command, ...args] = [...join, ...sandbox];
-  const output = await new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr).trimEnd();
+  const stderr = output.stderr.trimEnd();
   const last = stderr.lastIndexOf("\n");
   let cost;
   try {
@@ -103,7 +96,7 @@ export async function measure(
     cpuMs: cost.userMs + cost.sysMs,
     peakRssMiB: cost.maxRssKiB / 1024,
     code: cost.code,
-    stdout: new TextDecoder().decode(output.stdout),
+    stdout: output.stdout,
     stderr: stderr.slice(0, Math.max(0, last)),
   };
 }

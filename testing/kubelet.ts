@@ -64,6 +64,8 @@ export interface ExecOptions {
   virtualClock?: boolean;
   /** Run as this container of the pod (its user, environment and mounts): the probed one by default. */
   container?: Manifest;
+  /** A host command the sandbox runs under (joining a cgroup, say), as `["sh", "-c", …, "sh"]`. */
+  wrapper?: string[];
 }
 
 async function succeeds(command: string, args: string[]): Promise<boolean> {
@@ -310,10 +312,9 @@ export class KubeletPod {
 
   /**
    * The host command that runs `argv` in the sandbox as `container` (the
-   * probed container by default) with its volume mounts, for callers that
-   * start it their own way (under a timer, say).
+   * probed container by default) with its volume mounts.
    */
-  async sandboxCommand(
+  async #sandboxCommand(
     argv: string[],
     options: ExecOptions = {},
   ): Promise<string[]> {
@@ -364,7 +365,10 @@ export class KubeletPod {
 
   /** Runs `argv` (the probe command by default) in the sandbox, as the kubelet would. */
   async exec(argv: string[] = this.probeCommand, options: ExecOptions = {}): Promise<ExecResult> {
-    const [command, ...args] = await this.sandboxCommand(argv, options);
+    const [command, ...args] = [
+      ...options.wrapper ?? [],
+      ...await this.#sandboxCommand(argv, options),
+    ];
     const output = await new Deno.Command(command, {
       args,
       stdin: "null",
