@@ -204,13 +204,17 @@ export function readLogs(
   return out;
 }
 
+/** How far the virtual clock starts ahead of the real one: certificates are made on the real one. */
+export const VIRTUAL_LEAD = 3600_000;
+
 /** The stand-in API server. Stop it with {@linkcode FakeApiServer.close}. */
 export class FakeApiServer {
   /**
    * Virtual clock in milliseconds; the kubelet's "now", and the probe's (testing/clock.ts).
-   * It starts at the real time, whole seconds, so the test certificates are valid on it.
+   * It starts an hour after the real time, in whole seconds: a certificate made later in a test
+   * (openssl sets its notBefore to the real time it was made) is then already valid on it.
    */
-  now = Math.floor(Date.now() / 1000) * 1000;
+  now = Math.floor(Date.now() / 1000) * 1000 + VIRTUAL_LEAD;
   readonly pods = new Map<string, Pod>();
   /** token → service account user name, e.g. `system:serviceaccount:shop:log-probe` */
   readonly tokens = new Map<string, string>();
