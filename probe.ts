@@ -82,6 +82,10 @@ export interface CheckOptions extends WindowOptions, LineOptions {
   terminationMessagePath: string;
   /** Quote the last line on the silent path. */
   lastLine: boolean;
+  /** The probe's `periodSeconds`, when given. */
+  period?: number;
+  /** The probe's `failureThreshold`, when given: errors fail at most one fewer checks in a row. */
+  failureThreshold?: number;
   output: "line" | "json";
 }
 
@@ -209,7 +213,7 @@ const DEFAULTS = {
 type CommandName = "check" | "plan" | "doctor" | "backtest";
 const ASKING: CommandName[] = ["check", "doctor"];
 const LINES: CommandName[] = ["check", "doctor", "backtest"];
-const KUBELET: CommandName[] = ["plan", "backtest"];
+const KUBELET: CommandName[] = ["plan", "backtest", "check", "doctor"];
 
 /** Which commands take each flag. */
 const FLAGS: Record<string, CommandName[]> = {
@@ -492,6 +496,8 @@ export function parseArgs(args: string[]): Command {
       terminationMessagePath: get("termination-message-path") ?? "",
       lastLine: values.has("last-line"),
       output,
+      period: values.has("period") ? kubelet.period : undefined,
+      failureThreshold: values.has("failure-threshold") ? kubelet.failureThreshold : undefined,
     },
   };
 }
