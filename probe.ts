@@ -24,7 +24,8 @@
  * role needs `get` on `pods/log` only. No imports: it runs offline from a
  * ConfigMap.
  *
- * Exit codes: 0 alive (or API unreachable), 1 silent, 2 misconfigured.
+ * Exit codes: 0 alive (or API unreachable), 1 silent, 2 misconfigured (never the kubelet's
+ * failureThreshold-th failure in a row: see `decide`).
  *
  * @module
  */
@@ -124,9 +125,19 @@ export interface Target {
  * does not speak TLS or HTTP as an API server does.
  */
 export type Answer =
-  | { status: number; body: string; bytes: number; type?: string; encoding?: string }
   | {
-    failure: "unreachable" | "timeout" | "slow" | "expired" | "tls" | "protocol" | "permission";
+    status: number;
+    body: string;
+    bytes: number;
+    type?: string;
+    encoding?: string;
+    /** The limitBytes asked for: an answer that reaches it was cut there. */
+    limit?: number;
+    /** A log answer the check read as it streamed, instead of `body`. */
+    scan?: Scan;
+  }
+  | {
+    failure: "unreachable" | "timeout" | "expired" | "tls" | "protocol" | "permission";
     detail: string;
   };
 
@@ -136,8 +147,16 @@ export interface CheckState {
   silentChecks: number;
   /** The newest line that counted, as an earlier check of this container instance saw it. */
   lastOutput?: string;
-  /** The previous check of this container instance failed (exit 1). */
+  /** The previous check of this container instance failed (exit 1); see `failures`. */
   failing?: boolean;
+  /** Non-zero exits in a row so far: the kubelet's count of failures. */
+  failures?: number;
+  /** Where the last answered read ended (UTC): a check with patterns reads from there. */
+  seenUntil?: string;
+  /** The previous check met the kubelet's error on the log file. */
+  unreadable?: boolean;
+  /** False for a second probe's check within the same period: the silent count stays. */
+  counted?: boolean;
   /**
    * The pod's clock, in ms: the node's clock (`CLOCK_REALTIME` is not namespaced), the one the
    * runtime stamps lines with and the kubelet turns `sinceSeconds` into a time with.
@@ -152,14 +171,16 @@ export interface Outcome {
   code: number;
   /** Silent checks in a row after this check. */
   silentChecks: number;
+  /** Non-zero exits in a row after this check. */
+  failures: number;
+  /** This check met the kubelet's error on the log file. */
+  unreadable?: boolean;
   /** The line to print, without notes. */
   message: string;
   /** The window this check looked at, in seconds. */
   window: number;
   /** The timestamp of the newest line that counted, in this answer or remembered. */
   lastOutput?: string;
-  /** Silent, but the bounded tail held only lines that do not count: the window holds more. */
-  bounded?: boolean;
 }
 
 /** A misconfiguration or bad input: exit 2 with the message. */
@@ -207,7 +228,7 @@ const DEFAULTS = {
   period: 60,
   failureThreshold: 15,
   tail: 300,
-  limitBytes: 256 * 1024,
+  limitBytes: 1024 * 1024,
 };
 
 type CommandName = "check" | "plan" | "doctor" | "backtest";
@@ -271,20 +292,20 @@ Check:
 Window (every command); durations like 30s, 5m, 1h30m:
   --window DURATION       window while the container logs (60s)
   --growth G              triangular: 1,3,6,10… windows (default); linear, exponential,
-                          fixed: one window, no counter file
+                          fixed: one window (the counter keeps output and failures)
   --max-window DURATION   never look further back than this
 Lines (check, doctor, backtest):
   --match REGEX           only matching lines are signs of life (repeatable); needs deno run
                           ${LINEAR_REGEXP_FLAG}: linear time, so no
                           backreferences or lookaheads, ${MAX_PATTERN} characters at most
-  --ignore REGEX          matching lines never are (repeatable); newest line first, timestamp
-                          stripped, only its first ${MATCHED_CHARS} characters tested
-  --tail N                lines asked for with --match or --ignore (${DEFAULTS.tail})
-  --limit-bytes N         bytes asked for with them (${DEFAULTS.limitBytes}); a tail of lines that
-                          do not count is silent, unless a check saw output in the window
-Kubelet (plan, backtest):
-  --period DURATION       the probe's periodSeconds (60s)
-  --failure-threshold N   the probe's failureThreshold (15)
+  --ignore REGEX          matching lines never are (repeatable). With patterns a check reads
+                          all written since the check before (first ${MATCHED_CHARS} chars a line)
+  --limit-bytes N         bytes of one read (${DEFAULTS.limitBytes}); beyond, the newest lines decide
+  --tail N                lines of that newest read, and of last words (${DEFAULTS.tail})
+Kubelet (plan, backtest; given to check, as in the probe's spec):
+  --period DURATION       periodSeconds (60s): two probes on one counter count once a period
+  --failure-threshold N   failureThreshold (15): an error fails at most N-1 checks in a row
+                          (check without it: every other one), so it never restarts
   --log-file PATH         (backtest) the history to replay`;
 
 // ---------------------------------------------------------------------------
@@ -598,26 +619,67 @@ export function resolveTarget(
 
 /** The query of one log request, in the kubelet's terms. */
 export interface LogQuery {
-  /** Absent: the whole current log file. */
+  /** The window, read on the node's clock by the kubelet. */
   sinceSeconds?: number;
-  tailLines: number;
+  /** Read what is new since this time (RFC3339, whole seconds: the API server drops the rest). */
+  sinceTime?: string;
+  /** Absent: every line of the current log file (that `since` keeps). */
+  tailLines?: number;
   limitBytes: number;
 }
 
 /**
- * The query of a check: with no patterns the last line of the window, at most
- * {@linkcode LIMIT_BYTES} bytes; with --match or --ignore a bounded tail.
+ * The first query of a check. With no patterns: the last line of the window, at most
+ * {@linkcode LIMIT_BYTES} bytes; any byte is output. With --match or --ignore: every line written
+ * since the previous answered check (`seenUntil`, when it lies inside the window) or else in the
+ * window, so a line that counts is found however many lines that do not count came after it.
  *
  * @example
  * ```ts
- * checkQuery(180, { match: [], ignore: [], tail: 300, limitBytes: 262144 });
- * // { sinceSeconds: 180, tailLines: 1, limitBytes: 64 }
+ * import assert from "node:assert/strict";
+ * const lines = { match: [], ignore: [/^DEBUG/], tail: 300, limitBytes: 1048576 };
+ * assert.deepEqual(checkQuery(180, lines, { now: Date.parse("2026-11-25T12:03:00Z") }), {
+ *   sinceSeconds: 180,
+ *   limitBytes: 1048576,
+ * });
+ * assert.deepEqual(
+ *   checkQuery(180, lines, {
+ *     now: Date.parse("2026-11-25T12:03:00Z"),
+ *     seenUntil: "2026-11-25T12:02:00.500Z",
+ *   }),
+ *   { sinceTime: "2026-11-25T12:01:58Z", limitBytes: 1048576 },
+ * );
  * ```
  */
-export function checkQuery(window: number, options: LineOptions): LogQuery {
-  return filtering(options)
-    ? { sinceSeconds: window, tailLines: options.tail, limitBytes: options.limitBytes }
-    : { sinceSeconds: window, tailLines: 1, limitBytes: LIMIT_BYTES };
+export function checkQuery(
+  window: number,
+  options: LineOptions,
+  memory: { now: number; seenUntil?: string } = { now: 0 },
+): LogQuery {
+  if (!filtering(options)) return { sinceSeconds: window, tailLines: 1, limitBytes: LIMIT_BYTES };
+  const from = readFrom(window, memory);
+  return from === undefined
+    ? { sinceSeconds: window, limitBytes: options.limitBytes }
+    : { sinceTime: utc(from).replace(/\.\d+Z$/, "Z"), limitBytes: options.limitBytes };
+}
+
+/** Seconds re-read before `seenUntil`: the API server rounds sinceTime down, clocks drift. */
+const REREAD = 2;
+
+/** How far back a check reads at most, when the last answered read is older than the window. */
+const CATCH_UP = 3600;
+
+/**
+ * Where a check with patterns starts reading (ms): where the previous answered check stopped,
+ * less {@linkcode REREAD} seconds, so no line is missed between two checks, however late one
+ * comes; the window's start when there was none (or it lies further back than an hour and the
+ * window). Undefined for the window's start.
+ */
+function readFrom(window: number, memory: { now: number; seenUntil?: string }): number | undefined {
+  if (memory.seenUntil === undefined) return undefined;
+  const from = Date.parse(memory.seenUntil) - REREAD * 1000;
+  const oldest = memory.now - Math.max(window, CATCH_UP) * 1000;
+  return from >= oldest && from <= memory.now ? from : undefined;
 }
 
 function filtering(options: LineOptions): boolean {
@@ -629,14 +691,18 @@ function filtering(options: LineOptions): boolean {
  *
  * @example
  * ```ts
- * logUrl({ server: "https://10.0.0.1", namespace: "shop", pod: "web" }, { sinceSeconds: 60, tailLines: 1, limitBytes: 64 });
- * // "https://10.0.0.1/api/v1/namespaces/shop/pods/web/log?sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64"
+ * import assert from "node:assert/strict";
+ * assert.equal(
+ *   logUrl({ server: "https://10.0.0.1", namespace: "shop", pod: "web" }, { sinceSeconds: 60, tailLines: 1, limitBytes: 64 }),
+ *   "https://10.0.0.1/api/v1/namespaces/shop/pods/web/log?sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64",
+ * );
  * ```
  */
 export function logUrl(target: Target, query: LogQuery): string {
   const params = new URLSearchParams();
   if (query.sinceSeconds !== undefined) params.set("sinceSeconds", String(query.sinceSeconds));
-  params.set("tailLines", String(query.tailLines));
+  if (query.sinceTime !== undefined) params.set("sinceTime", query.sinceTime);
+  if (query.tailLines !== undefined) params.set("tailLines", String(query.tailLines));
   params.set("timestamps", "true");
   params.set("limitBytes", String(query.limitBytes));
   if (target.container) params.set("container", target.container);
@@ -657,10 +723,12 @@ function statusMessage(body: string): string {
 }
 
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) /;
+/** The longest timestamp prefix kept with a line's text. */
+const STAMP_CHARS = 40;
 
 /**
  * Whether a line's text (timestamp stripped) is a sign of life. Throws {@linkcode OutOfTime}
- * once `options.deadline` has passed: each test is linear in the line, but a long tail of them
+ * once `options.deadline` has passed: each test is linear in the line, but a long run of them
  * is not bounded otherwise.
  */
 export function counts(text: string, options: LineOptions): boolean {
@@ -675,34 +743,142 @@ export function counts(text: string, options: LineOptions): boolean {
   return options.match.length === 0 || options.match.some(test);
 }
 
+/** What a scan of one or more log answers found. */
+export interface Scan {
+  /** The newest line that counts: its time (ms since the epoch) and text. */
+  newest?: { at: number; text: string };
+  /** Complete lines judged. */
+  lines: number;
+  /** Lines that carried a timestamp. */
+  stamped: number;
+  /** Bytes read. */
+  bytes: number;
+  /** The check's deadline came while lines were being matched: later lines were not judged. */
+  outOfTime?: boolean;
+  /** More was written than one answer holds: the lines between were not read. */
+  skipped?: boolean;
+  /** A first piece without a timestamp that no timestamped line followed (see LogScanner). */
+  bare?: string;
+}
+
 /**
- * The newest line of a timestamped log answer that counts, newest first: its timestamp and
- * text, and how many complete lines the answer held. A first piece without a timestamp is the
- * rest of a long line the runtime split (CRI partial lines) whose start fell outside the window:
- * the kubelet prefixes only a piece that starts a line (`cri-client` `pkg/logs/logs.go`,
- * `logWriter.write`). It is output inside the window, of unknown time: `continued`.
+ * Reads a timestamped log answer as it streams, in memory bounded by one line's first
+ * {@linkcode MATCHED_CHARS} characters whatever the answer's size, and keeps only what the
+ * decision needs: the newest line that counts. A first piece without a timestamp is the rest of
+ * a long line the runtime split (CRI partial lines) whose start fell before `since`: the kubelet
+ * prefixes only a piece that starts a line (`cri-client` `pkg/logs/logs.go`, `logWriter.write`).
+ * It counts, at `since` (the earliest it can be), only when a timestamped line follows it, as in
+ * every answer the kubelet gives; an answer with no timestamped line is not a container log.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const scanner = new LogScanner({ match: [], ignore: [/^DEBUG/], tail: 300, limitBytes: 4096 });
+ * scanner.push("2026-11-25T12:00:00Z processed job 1\n2026-11-25T12:00:01Z DEBUG poll\n");
+ * assert.equal(scanner.end(false).newest?.text, "processed job 1");
+ * ```
  */
-export function newestCounting(
+export class LogScanner {
+  readonly scan: Scan = { lines: 0, stamped: 0, bytes: 0 };
+  #line = "";
+  #overlong = false;
+  #first = true;
+  #bare?: string;
+  #decoder = new TextDecoder();
+
+  constructor(readonly options: LineOptions, readonly since?: number) {}
+
+  /** Adds bytes (or text) of the answer, in order. */
+  push(chunk: Uint8Array | string): void {
+    const text = typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true });
+    this.scan.bytes += typeof chunk === "string"
+      ? new TextEncoder().encode(chunk).length
+      : chunk.length;
+    let start = 0;
+    for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
+      this.#add(text.slice(start, end));
+      this.#judge(this.#line);
+      this.#line = "";
+      this.#overlong = false;
+      start = end + 1;
+    }
+    this.#add(text.slice(start));
+  }
+
+  /** The answer ended; `cut` when it stopped at limitBytes (its last line's end is missing). */
+  end(cut: boolean): Scan {
+    this.#line += this.#decoder.decode();
+    // A last line without its newline: a partial line the runtime has not finished (it is
+    // output), or, when the answer was cut, the start of a line whose end is missing.
+    if (this.#line !== "" && (!cut || !filtering(this.options) || this.#overlong)) {
+      this.#judge(this.#line);
+    }
+    this.#line = "";
+    if (this.#bare !== undefined && this.scan.stamped === 0) this.scan.bare = this.#bare;
+    return this.scan;
+  }
+
+  /** Keeps the start of a line only: enough for the timestamp and the matched characters. */
+  #add(piece: string): void {
+    if (this.#overlong) return;
+    this.#line += piece;
+    if (this.#line.length > STAMP_CHARS + MATCHED_CHARS) {
+      this.#line = this.#line.slice(0, STAMP_CHARS + MATCHED_CHARS);
+      this.#overlong = true;
+    }
+  }
+
+  #judge(line: string): void {
+    if (this.scan.outOfTime) return;
+    const first = this.#first;
+    this.#first = false;
+    const stamp = line.match(TIMESTAMP)?.[0];
+    if (stamp === undefined) {
+      // The rest of a split line (first piece only), or a piece of something that is not a log.
+      if (first && this.since !== undefined) this.#bare = line;
+      return;
+    }
+    this.scan.lines++;
+    this.scan.stamped++;
+    try {
+      if (this.#bare !== undefined && counts(this.#bare, this.options)) {
+        this.#found(this.since!, this.#bare);
+      }
+      this.#bare = undefined;
+      const text = line.slice(stamp.length);
+      // A stamp no date parses is output in the window of unknown time: the window's start.
+      const at = Date.parse(stamp.trim());
+      if (counts(text, this.options)) this.#found(Number.isNaN(at) ? this.since ?? NaN : at, text);
+    } catch (error) {
+      if (!(error instanceof OutOfTime)) throw error;
+      this.scan.outOfTime = true;
+    }
+  }
+
+  #found(at: number, text: string): void {
+    const newest = this.scan.newest;
+    if (newest === undefined || !(at < newest.at)) this.scan.newest = { at, text };
+  }
+}
+
+/**
+ * The newest line that counts in a whole answer's text, the way a check reads a streamed one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const scan = scanLog("2026-11-25T12:00:00Z job 1\n", { match: [/job/], ignore: [], tail: 1, limitBytes: 64 });
+ * assert.equal(scan.newest?.at, Date.parse("2026-11-25T12:00:00Z"));
+ * ```
+ */
+export function scanLog(
   body: string,
   options: LineOptions,
-): { stamp?: string; text?: string; continued?: boolean; lines: number } {
-  const lines = body.split("\n");
-  const complete = lines.length - 1; // the last piece is empty, or a line cut by limitBytes
-  // With patterns, a line cut by limitBytes is not tested: its end is missing.
-  const last = body.endsWith("\n") || !filtering(options) ? lines.length - 1 : lines.length - 2;
-  for (let i = last; i >= 0; i--) {
-    const stamp = lines[i].match(TIMESTAMP)?.[0];
-    if (stamp === undefined) {
-      // The empty end, a line cut inside its timestamp, or the rest of a split line.
-      if (i === 0 && lines[0] !== "" && filtering(options) && counts(lines[0], options)) {
-        return { text: lines[0], continued: true, lines: complete };
-      }
-      continue;
-    }
-    const text = lines[i].slice(stamp.length);
-    if (counts(text, options)) return { stamp: stamp.trim(), text, lines: complete };
-  }
-  return { lines: complete };
+  read: { since?: number; cut?: boolean } = {},
+): Scan {
+  const scanner = new LogScanner(options, read.since);
+  scanner.push(body);
+  return scanner.end(read.cut ?? false);
 }
 
 /** Seconds a remembered line may lie ahead of the pod's clock before it is forgotten. */
@@ -738,7 +914,7 @@ export function utc(ms: number): string {
   const pad = (n: number, width = 2) => String(n).padStart(width, "0");
   return `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(Math.floor(rest / 3_600_000))}:${
     pad(Math.floor(rest / 60_000) % 60)
-  }:${pad(Math.floor(rest / 1000) % 60)}.${pad(rest % 1000, 3)}Z`;
+  }:${pad(Math.floor(rest / 1000) % 60)}.${pad(Math.floor(rest % 1000), 3)}Z`;
 }
 
 /**
@@ -760,26 +936,169 @@ const ROTATING =
   /^failed to (try resolving symlinks in path|open log file|read log file|seek|tail) /;
 
 /**
- * Turns the API server's answer into a verdict, an exit code and the counter it leaves. The
- * rule: the newest output that counts, in this answer or remembered from an earlier one, decides.
- * Output inside the window is `alive`; none is `silent`, and the window grows. A lost answer is
- * `unknown`: output remembered inside the window still passes; otherwise a container that had
- * output at the last answer passes, and one in a silent streak fails as if the silence went on,
- * its window one step wider. A misconfiguration is `error`.
- *
- * @example
- * ```ts
- * judge({ status: 200, body: "", bytes: 0 }, { silentChecks: 1, now: Date.now() }, options, target);
- * // { verdict: "silent", code: 1, silentChecks: 2, window: 180, message: "silent: no output in the last 180s (2 silent checks in a row; next window 360s)" }
- * ```
+ * What an answer shows, before the counter's memory is brought in: a line that counts (`output`),
+ * none (`quiet`, with what was not read), no answer (`lost`: an outage, or the kubelet's error on
+ * a log file it is renaming: `unreadable`), or a set-up that cannot work (`misconfigured`).
  */
-export function judge(
+export type Evidence =
+  | { kind: "output"; at: number }
+  | { kind: "quiet"; hint?: string; seen?: number }
+  | { kind: "lost"; why: string; unreadable?: boolean }
+  | { kind: "misconfigured"; why: string };
+
+/**
+ * Turns the API server's answer into {@linkcode Evidence}. A 200 answer is read with
+ * {@linkcode scanLog} unless the check already streamed it (`answer.scan`).
+ */
+export function evidenceOf(
   answer: Answer,
-  state: CheckState,
-  options: WindowOptions & LineOptions & { onApiError?: ApiErrorMode },
+  options: LineOptions,
   target: Target,
+  read: { since?: number; windowStart?: number } = {},
+): Evidence {
+  const lost = (why: string): Evidence => ({ kind: "lost", why });
+  const misconfigured = (why: string): Evidence => ({ kind: "misconfigured", why });
+  if ("failure" in answer) {
+    switch (answer.failure) {
+      case "timeout":
+        return lost(`no answer from the API server within ${answer.detail}`);
+      case "unreachable":
+        return lost(`API server unreachable: ${answer.detail}`);
+      case "expired":
+        return lost(
+          `API server certificate ${
+            /NotValidYet|not valid yet/i.test(answer.detail) ? "not valid yet" : "expired"
+          } (the control plane's to renew, or this node's clock)`,
+        );
+      case "tls":
+        return misconfigured(
+          `API server certificate rejected: ${answer.detail} (is ca.crt the cluster's CA? --server right?)`,
+        );
+      case "protocol":
+        return misconfigured(
+          `API server does not speak TLS as expected: ${answer.detail} (a plain-HTTP port? --server right?)`,
+        );
+      case "permission":
+        return misconfigured(`Deno permission missing: ${answer.detail}`);
+    }
+  }
+  const { status, body } = answer;
+  if (status === 200) {
+    // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
+    const type = answer.type?.split(";")[0].trim().toLowerCase();
+    const encoding = answer.encoding ?? "identity";
+    const scan = answer.scan ?? scanLog(body, options, {
+      since: read.since,
+      cut: filtering(options) && answer.bytes >= (answer.limit ?? Infinity),
+    });
+    // Asked for identity and timestamps: the kubelet prefixes every line it starts.
+    const not = type !== undefined && type !== "text/plain"
+      ? type
+      : encoding !== "identity"
+      ? `content-encoding ${encoding}`
+      : scan.bytes > 0 && scan.stamped === 0
+      ? "no timestamp"
+      : undefined;
+    if (not) {
+      return misconfigured(
+        `answer is not a container log (${not}): --server is not the API server, or a proxy answers`,
+      );
+    }
+    // Read from the check before: a line that counts may be older than the window.
+    if (scan.newest && !(scan.newest.at < (read.windowStart ?? -Infinity))) {
+      return { kind: "output", at: scan.newest.at };
+    }
+    const hint = scan.outOfTime
+      ? `only ${plural(scan.lines, "line")} matched within --timeout: raise it or the CPU limit`
+      : scan.skipped
+      ? "more than --limit-bytes since the last check: only the newest lines read"
+      : undefined;
+    return {
+      kind: "quiet",
+      ...(hint ? { hint } : {}),
+      ...(scan.newest ? { seen: scan.newest.at } : {}),
+    };
+  }
+  const message = statusMessage(body);
+  if (status === 408 || status === 429 || status >= 500) {
+    return lost(`API server answered ${status} ${message}`);
+  }
+  if (status === 400 && ROTATING.test(message)) {
+    // The kubelet's ReadLogs failed on the log file (pkg/kubelet/server/server.go answers 400).
+    return { kind: "lost", why: "the kubelet could not open the log file", unreadable: true };
+  }
+  if (status === 401) {
+    return misconfigured(
+      "unauthorized: the API server rejected the service-account token (deleted ServiceAccount? expired token?)",
+    );
+  }
+  if (status === 403) {
+    const user = message.match(/User "([^"]+)"/)?.[1] ?? "this pod's service account";
+    const who = user.startsWith("system:serviceaccount:") ? `the service account ${user}` : user;
+    return misconfigured(
+      `forbidden: ${who} cannot get pods/log in ${target.namespace} (bind the Role log-probe to it)`,
+    );
+  }
+  if (status === 404) {
+    return misconfigured(
+      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/POD_NAME right?)`,
+    );
+  }
+  if (status === 400 && message.startsWith("a container name must be specified")) {
+    return misconfigured(`${message} (pass --container)`);
+  }
+  return misconfigured(`API server answered ${status}: ${message}`);
+}
+
+/**
+ * The decision: evidence and what the counter remembers → verdict, exit code, next counter.
+ *
+ * | evidence | memory | verdict | exit | silent checks | failures |
+ * |---|---|---|---|---|---|
+ * | output | any | alive | 0 | 0 | 0 |
+ * | quiet | output remembered inside the window | alive | 0 | 0 | 0 |
+ * | quiet | none inside the window | silent | 1 | +1 | +1 |
+ * | lost (`streak`) | output remembered inside the window | unknown | 0 | 0 | 0 |
+ * | lost (`streak`) | the last check failed | unknown | 1 | +1 | +1 |
+ * | lost (`streak`) | the last check passed | unknown | 0 | +1 | 0 |
+ * | unreadable, the check before too | | as quiet | | | |
+ * | misconfigured | failures + 1 < failureThreshold | error | 2 | = | +1 |
+ * | misconfigured | otherwise | error | 0 | = | 0 |
+ *
+ * A misconfiguration is loud (the kubelet shows a failing probe's line in the pod's events) but
+ * never the kubelet's `failureThreshold`-th failure in a row, so it never restarts the container.
+ * A check that does not count (`counted: false`: a second probe on the same counter within the
+ * same period, see `--period`) gives its verdict but leaves the counts as they were.
+ */
+export function decide(
+  evidence: Evidence,
+  state: CheckState,
+  options: WindowOptions & LineOptions & {
+    onApiError?: ApiErrorMode;
+    failureThreshold?: number;
+  },
+): Outcome {
+  const outcome = decideCounted(evidence, { ...state, counted: true }, options);
+  if (state.counted ?? true) return outcome;
+  // A second probe's check in the same period: its verdict, but the counts stay the first one's.
+  return {
+    ...outcome,
+    silentChecks: state.silentChecks,
+    failures: state.failures ?? (state.failing ? 1 : 0),
+    unreadable: state.unreadable,
+  };
+}
+
+function decideCounted(
+  evidence: Evidence,
+  state: CheckState,
+  options: WindowOptions & LineOptions & {
+    onApiError?: ApiErrorMode;
+    failureThreshold?: number;
+  },
 ): Outcome {
   const { silentChecks } = state;
+  const failures = state.failures ?? (state.failing ? 1 : 0);
   const window = windowFor(silentChecks, options);
   const output = filtering(options) ? "matching output" : "output";
   // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
@@ -789,154 +1108,132 @@ export function judge(
   const remembered = age !== undefined && age >= -CLOCK_SLACK ? Math.max(0, age) : undefined;
   const known = remembered === undefined ? undefined : state.lastOutput;
   const inWindow = remembered !== undefined && remembered <= window;
-  const outcome = (verdict: Verdict, code: number, count: number, message: string): Outcome => ({
+  const outcome = (
+    verdict: Verdict,
+    code: number,
+    next: { silentChecks: number; failures: number },
+    message: string,
+  ): Outcome => ({
     verdict,
     code,
-    silentChecks: count,
+    ...next,
     window,
     message: `${verdict}: ${message}`,
     ...(known ? { lastOutput: known } : {}),
   });
-  const error = (message: string) => outcome("error", 2, silentChecks, message);
-  const unknown = (why: string): Outcome => {
-    const mode = options.onApiError ?? "streak";
-    if (mode !== "streak") {
-      const code = mode === "fail" ? 1 : 0;
-      return outcome("unknown", code, silentChecks, `${why}; ${code ? "failed" : "not counted"}`);
-    }
-    if (inWindow) {
-      return outcome(
-        "unknown",
-        0,
-        0,
-        `${why}; ${output} ${formatDuration(remembered)} ago is inside the ${window}s window`,
-      );
-    }
-    // As an answer with no new output would: the window grows; the kubelet's last result holds.
-    const next = silentChecks + 1;
-    return state.failing
-      ? outcome("unknown", 1, next, `${why}; failed, as the check before (${next} silent in a row)`)
-      : outcome("unknown", 0, next, `${why}; not counted, as the check before passed`);
-  };
-  if ("failure" in answer) {
-    switch (answer.failure) {
-      case "timeout":
-        return unknown(`no answer from the API server within ${answer.detail}`);
-      case "slow":
-        return unknown(`--match/--ignore not through the answer's lines within ${answer.detail}`);
-      case "unreachable":
-        return unknown(`API server unreachable: ${answer.detail}`);
-      case "expired":
-        return unknown(
-          `API server certificate ${
-            /NotValidYet|not valid yet/i.test(answer.detail) ? "not valid yet" : "expired"
-          } (the control plane's to renew, or this node's clock)`,
-        );
-      case "tls":
-        return error(
-          `API server certificate rejected: ${answer.detail} (is ca.crt the cluster's CA? --server right?)`,
-        );
-      case "protocol":
-        return error(
-          `API server does not speak TLS as expected: ${answer.detail} (a plain-HTTP port? --server right?)`,
-        );
-      case "permission":
-        return error(`Deno permission missing: ${answer.detail}`);
-    }
-  }
-  const { status, body } = answer;
-  if (status === 200) {
-    // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
-    const type = answer.type?.split(";")[0].trim().toLowerCase();
-    const encoding = answer.encoding ?? "identity";
-    // Asked for identity; and without patterns, the kubelet prefixes the one line it sends.
-    const bare = !filtering(options) && body !== "" && !TIMESTAMP.test(body);
-    const not = type !== undefined && type !== "text/plain"
-      ? type
-      : encoding !== "identity"
-      ? `content-encoding ${encoding}`
-      : bare
-      ? "no timestamp"
-      : undefined;
-    if (not) {
-      return error(
-        `answer is not a container log (${not}): --server is not the API server, or a proxy answers`,
-      );
-    }
-    const newest = newestCounting(body, options);
-    if (newest.stamp || newest.continued) {
-      // A split line's rest (or a stamp no date parses) is at most `window` old: remember the
-      // window's start, a safe bound; and never a time after now.
-      const stamp = newest.stamp ? Date.parse(newest.stamp) : NaN;
-      const seen = Number.isNaN(stamp) ? state.now - window * 1000 : stamp;
-      const lastOutput = remember(known, seen, state.now);
+  const pass = { silentChecks: 0, failures: 0 };
+  const fail = { silentChecks: silentChecks + 1, failures: failures + 1 };
+  const after = silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : "";
+  const fromMemory = () =>
+    outcome(
+      "alive",
+      0,
+      pass,
+      `${output} ${formatDuration(remembered!)} ago, inside the ${window}s window (no longer ` +
+        `in the answer: log rotated or unreadable, or read by an earlier check)`,
+    );
+  const silent = (why = "") =>
+    outcome(
+      "silent",
+      1,
+      fail,
+      `no ${output} in the last ${window}s${why} (${
+        plural(fail.silentChecks, "silent check")
+      } in a row; next window ${windowFor(fail.silentChecks, options)}s)`,
+    );
+  switch (evidence.kind) {
+    case "output": {
+      const lastOutput = remember(known, evidence.at, state.now);
       return {
-        ...outcome(
-          "alive",
-          0,
-          0,
-          `${output} in the last ${window}s` +
-            (silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : ""),
-        ),
+        ...outcome("alive", 0, pass, `${output} in the last ${window}s${after}`),
         lastOutput,
       };
     }
-    if (inWindow) {
-      // Rotation emptied the file, or newer lines that do not count hide it behind the tail.
-      return outcome(
-        "alive",
-        0,
-        0,
-        `${output} ${formatDuration(remembered)} ago, inside the ${window}s window (no longer ` +
-          `in the answer: log rotated, or behind lines that do not count)`,
-      );
+    case "quiet":
+      if (evidence.seen !== undefined) {
+        // Output read since the check before but older than the window: remembered, as the
+        // check then would have, and judged as a remembered line is.
+        const lastOutput = remember(state.lastOutput, evidence.seen, state.now);
+        return decideCounted(
+          { kind: "quiet", hint: evidence.hint },
+          { ...state, lastOutput },
+          options,
+        );
+      }
+      return inWindow ? fromMemory() : silent(evidence.hint ? ` (${evidence.hint})` : "");
+    case "lost": {
+      if (evidence.unreadable && state.unreadable) {
+        // The same kubelet error twice in a row is no rotation: a log file the node cannot open
+        // again. Judged as an empty log; a restart gives the container a new file.
+        const why =
+          " (the kubelet cannot open the log file, twice in a row: a restart gives a new one)";
+        return { ...(inWindow ? fromMemory() : silent(why)), unreadable: true };
+      }
+      const why = evidence.unreadable ? `${evidence.why} (rotation under way?)` : evidence.why;
+      const mode = options.onApiError ?? "streak";
+      const lost = (code: number, next: { silentChecks: number; failures: number }, m: string) => ({
+        ...outcome("unknown", code, next, `${why}; ${m}`),
+        ...(evidence.unreadable ? { unreadable: true } : {}),
+      });
+      if (mode === "ignore") return lost(0, { silentChecks, failures: 0 }, "not counted");
+      if (mode === "fail") return lost(1, { silentChecks, failures: failures + 1 }, "failed");
+      if (inWindow) {
+        return lost(
+          0,
+          pass,
+          `${output} ${formatDuration(remembered!)} ago is inside the ${window}s window`,
+        );
+      }
+      // As an answer with no new output would: the window grows; the kubelet's last result holds.
+      return failures > 0
+        ? lost(1, fail, `failed, as the check before (${fail.silentChecks} silent in a row)`)
+        : lost(
+          0,
+          { silentChecks: silentChecks + 1, failures: 0 },
+          "not counted, as the check before passed",
+        );
     }
-    const query = checkQuery(window, options);
-    const bounded = body !== "" &&
-      (answer.bytes >= query.limitBytes || newest.lines >= query.tailLines);
-    return {
-      ...outcome(
-        "silent",
-        1,
-        silentChecks + 1,
-        `no ${output} in the last ${window}s` +
-          (bounded ? ` (only ${plural(newest.lines, "line")} checked: raise --tail?)` : "") +
-          ` (${plural(silentChecks + 1, "silent check")} in a row; next window ${
-            windowFor(silentChecks + 1, options)
-          }s)`,
-      ),
-      ...(bounded ? { bounded } : {}),
-    };
+    case "misconfigured": {
+      const threshold = options.failureThreshold ?? 2;
+      return failures + 1 < threshold
+        ? outcome("error", 2, { silentChecks, failures: failures + 1 }, evidence.why)
+        : outcome(
+          "error",
+          0,
+          { silentChecks, failures: 0 },
+          `${evidence.why}; passed this once, so the kubelet never restarts for it`,
+        );
+    }
   }
-  const message = statusMessage(body);
-  if (status === 408 || status === 429 || status >= 500) {
-    return unknown(`API server answered ${status} ${message}`);
-  }
-  if (status === 400 && ROTATING.test(message)) {
-    // The kubelet's ReadLogs failed on the log file (pkg/kubelet/server/server.go answers 400).
-    return unknown(`the kubelet could not open the log file (rotation under way?)`);
-  }
-  if (status === 401) {
-    return error(
-      "unauthorized: the API server rejected the service-account token (deleted ServiceAccount? expired token?)",
-    );
-  }
-  if (status === 403) {
-    const user = message.match(/User "([^"]+)"/)?.[1] ?? "this pod's service account";
-    const who = user.startsWith("system:serviceaccount:") ? `the service account ${user}` : user;
-    return error(
-      `forbidden: ${who} cannot get pods/log in ${target.namespace} (apply manifests/rbac.yaml)`,
-    );
-  }
-  if (status === 404) {
-    return error(
-      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/POD_NAME right?)`,
-    );
-  }
-  if (status === 400 && message.startsWith("a container name must be specified")) {
-    return error(`${message} (pass --container or set CONTAINER_NAME)`);
-  }
-  return error(`API server answered ${status}: ${message}`);
+}
+
+/**
+ * Turns the API server's answer into a verdict, an exit code and the counter it leaves:
+ * {@linkcode evidenceOf}, then {@linkcode decide}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const lines = { match: [], ignore: [], tail: 300, limitBytes: 1048576 };
+ * const target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
+ * const outcome = judge({ status: 200, body: "", bytes: 0 }, { silentChecks: 1, now: Date.now() }, { window: 60, growth: "triangular", ...lines }, target);
+ * assert.equal(outcome.message, "silent: no output in the last 180s (2 silent checks in a row; next window 360s)");
+ * ```
+ */
+export function judge(
+  answer: Answer,
+  state: CheckState,
+  options: WindowOptions & LineOptions & {
+    onApiError?: ApiErrorMode;
+    failureThreshold?: number;
+  },
+  target: Target,
+): Outcome {
+  const window = windowFor(state.silentChecks, options);
+  const from = filtering(options) ? readFrom(window, state) : undefined;
+  const windowStart = state.now - window * 1000;
+  const read = from === undefined ? { since: windowStart } : { since: from, windowStart };
+  return decide(evidenceOf(answer, options, target, read), state, options);
 }
 
 function plural(count: number, noun: string): string {
@@ -970,15 +1267,23 @@ export function oneLine(text: string, max = MAX_LINE): string {
 
 /**
  * What the counter file says: the count, the container instance it counts for, the newest output
- * that counted as a check of that instance saw it, and whether that instance's last check failed.
+ * that counted as a check of that instance saw it, the kubelet's failures in a row, where the
+ * last answered read ended, when a check last counted, and whether the kubelet could not open
+ * the log file at the last check.
  */
 export interface Counter {
   silentChecks: number;
   instance: string;
   /** The timestamp of the newest line that counted, in UTC. */
   lastOutput?: string;
-  /** The last check failed (exit 1): what an `unknown` check repeats. */
-  failing?: boolean;
+  /** Non-zero exits in a row: the kubelet's count of failures, as far as this probe made it. */
+  failures: number;
+  /** The pod's clock when the last answered read was asked (UTC): the next read starts there. */
+  seenUntil?: string;
+  /** When a check last counted (UTC): a second probe within the same period does not. */
+  countedAt?: string;
+  /** The last check met the kubelet's error on the log file. */
+  unreadable?: boolean;
   /** True when there is no counter file yet. */
   missing?: boolean;
   /** Why the stored count was not used, when it was not. */
@@ -986,46 +1291,86 @@ export interface Counter {
 }
 
 const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
+const STAMP_OR_NONE = "(-|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d{1,9})?Z)";
+const COUNTER_LINE = new RegExp(
+  `^(\\d{1,9}) (\\S{1,80}) ${STAMP_OR_NONE} (\\d{1,4}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ([01])\\n?$`,
+);
+/** The lines of 0.2.0 (`count instance lastOutput pass|fail`) and 0.1.0 (`count instance`). */
+const OLD_COUNTER_LINE = /^(\d{1,9}) (\S{1,64})(?: (-|\S{20,40}) (pass|fail))?\n?$/;
 
 /**
- * Reads the counter file's text, one line: `count instance lastOutput|- pass|fail` (a line of
- * 0.1.0, `count instance`, is read too). Garbage and another instance's line give 0 and no
+ * Reads the counter file's text, one line:
+ * `count instance lastOutput failures seenUntil countedAt unreadable` (`-` for a time not known;
+ * the lines of 0.2.0 and 0.1.0 are read too). Garbage and another instance's line give 0 and no
  * memory, with a note.
  *
  * @example
  * ```ts
- * parseCounter("2 64768:1201 2026-11-25T12:00:00.500Z fail\n", "64768:1201");
- * // { silentChecks: 2, instance: "64768:1201", lastOutput: "2026-11-25T12:00:00.500Z", failing: true }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(
+ *   parseCounter("2 64768:1201:- 2026-11-25T12:00:00.500Z 2 2026-11-25T12:02:00.000Z - 0\n", "64768:1201:-"),
+ *   {
+ *     silentChecks: 2,
+ *     instance: "64768:1201:-",
+ *     lastOutput: "2026-11-25T12:00:00.500Z",
+ *     failures: 2,
+ *     seenUntil: "2026-11-25T12:02:00.000Z",
+ *   },
+ * );
  * ```
  */
 export function parseCounter(text: string | undefined, instance: string): Counter {
-  if (text === undefined) return { silentChecks: 0, instance, missing: true };
-  const match = text.match(/^(\d{1,9}) (\S{1,64})(?: (-|\S{20,40}) (pass|fail))?\n?$/);
-  const stamp = match?.[3] === "-" ? undefined : match?.[3];
-  if (!match || (stamp !== undefined && (!STAMP.test(stamp) || isNaN(Date.parse(stamp))))) {
-    return { silentChecks: 0, instance, note: "counter file held garbage, counted as 0" };
+  if (text === undefined) return { silentChecks: 0, instance, failures: 0, missing: true };
+  const garbage = {
+    silentChecks: 0,
+    instance,
+    failures: 0,
+    note: "counter file held garbage, counted as 0",
+  };
+  const line = text.match(COUNTER_LINE);
+  const old = line ? undefined : text.match(OLD_COUNTER_LINE);
+  const match = line ?? old;
+  if (!match) return garbage;
+  const time = (value: string | undefined) =>
+    value === undefined || value === "-" ? undefined : value;
+  const stamps = line ? [line[3], line[5], line[6]].map(time) : [time(old![3])];
+  if (
+    stamps.some((stamp) => stamp !== undefined && (!STAMP.test(stamp) || isNaN(Date.parse(stamp))))
+  ) {
+    return garbage;
   }
   if (match[2] !== instance && match[2] !== "-" && instance !== "-") {
     return {
       silentChecks: 0,
       instance,
+      failures: 0,
       note: "counter of a previous container instance discarded",
     };
   }
   const silentChecks = Number(match[1]);
+  const [lastOutput, seenUntil, countedAt] = stamps;
+  // 0.2.0 kept pass or fail only: a failing streak of n silent checks is n failures in a row.
+  const failures = line
+    ? Number(line[4])
+    : (old![4] ? old![4] === "fail" : silentChecks > 0)
+    ? Math.max(1, silentChecks)
+    : 0;
   return {
     silentChecks,
     instance,
-    ...(stamp ? { lastOutput: stamp } : {}),
-    failing: match[4] ? match[4] === "fail" : silentChecks > 0,
+    ...(lastOutput ? { lastOutput } : {}),
+    failures,
+    ...(seenUntil ? { seenUntil } : {}),
+    ...(countedAt ? { countedAt } : {}),
+    ...(line && line[7] === "1" ? { unreadable: true } : {}),
   };
 }
 
 /** The counter file's text: one short line. */
 export function formatCounter(counter: Counter): string {
   return `${counter.silentChecks} ${counter.instance} ${counter.lastOutput ?? "-"} ${
-    counter.failing ? "fail" : "pass"
-  }\n`;
+    Math.min(counter.failures, 9999)
+  } ${counter.seenUntil ?? "-"} ${counter.countedAt ?? "-"} ${counter.unreadable ? 1 : 0}\n`;
 }
 
 /** What `plan` finds: how one silent stretch plays out. */
@@ -1121,9 +1466,19 @@ export function renderPlan(options: PlanOptions): string {
       } before the last output fell out of reach for good.`,
     );
   }
+  const fresh = options.failureThreshold * options.period;
   lines.push(
-    "Log rotation and lines that do not count leave this as it is (the probe remembers the " +
-      "newest output it saw); lost answers can move it by a few checks.",
+    `The counter file remembers the newest output a check saw, the failures in a row${
+      options.growth === "fixed" ? "" : " and the silent checks in a row (the window's step)"
+    }: log rotation and lines that do not count leave this as it is; lost answers can move it ` +
+      "by a few checks.",
+    "Output no check could see (printed and rotated away between two checks, or before the " +
+      `first check) cannot count: a container that hangs from its start is restarted after ${
+        plural(options.failureThreshold, "check")
+      } (${formatDuration(fresh)}).`,
+    `A misconfiguration (error) fails at most ${
+      options.failureThreshold - 1
+    } checks in a row: it never restarts the container (pass --failure-threshold ${options.failureThreshold} to the check).`,
   );
   return lines.join("\n");
 }
@@ -1149,22 +1504,30 @@ function env(name: string): string | undefined {
 }
 
 /**
- * Tells container instances apart: the kubelet mounts a new termination-message
- * file for each container start. "-" where there is none.
+ * Tells container instances apart: the kubelet mounts a new termination-message file for each
+ * container start. Its device, inode and birth time (where the filesystem keeps one: an inode
+ * number alone can come back once the file is deleted). "-" when no file is named.
  */
 function instanceOf(path: string): string {
   if (path === "") return "-";
+  let info: Deno.FileInfo;
   try {
-    const { dev, ino } = Deno.statSync(path);
-    return `${dev}:${ino}`;
+    info = Deno.statSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotCapable) throw error; // a flag is missing: say so
-    return "-";
+    throw new ConfigError(
+      error instanceof Deno.errors.NotCapable
+        ? `Deno permission missing: ${reason(error)} (add --allow-read=${path})`
+        : `termination-message file ${path}: ${
+          reason(error)
+        } (--termination-message-path must be the container's terminationMessagePath)`,
+    );
   }
+  const born = info.birthtime?.getTime();
+  return `${info.dev}:${info.ino}:${born === undefined ? "-" : born.toString(36)}`;
 }
 
 /** A counter line is short: more than this is garbage, and is not read. */
-const COUNTER_BYTES = 128;
+const COUNTER_BYTES = 256;
 
 function loadCounter(path: string, instance: string): Counter {
   let text: string | undefined;
@@ -1180,6 +1543,7 @@ function loadCounter(path: string, instance: string): Counter {
       return {
         silentChecks: 0,
         instance,
+        failures: 0,
         note: `counter unreadable (${reason(error)}), counted as 0`,
       };
     }
@@ -1273,8 +1637,9 @@ async function call(
   url: string,
   credentials: Credentials,
   signal: AbortSignal,
-  init: { method?: string; body?: string; limit?: number } = {},
+  init: { method?: string; body?: string; limit?: number; scanner?: LogScanner } = {},
 ): Promise<Answer> {
+  let streamed = false;
   try {
     const response = await fetch(url, {
       client: credentials.client,
@@ -1291,14 +1656,30 @@ async function call(
         ...(init.body ? { "content-type": "application/json" } : {}),
       },
     });
-    return {
+    const head = {
       status: response.status,
       type: response.headers.get("content-type") ?? undefined,
       encoding: response.headers.get("content-encoding") ?? undefined,
-      ...await readAtMost(response, init.limit ?? MAX_BODY),
+      limit: init.limit,
     };
+    const log = head.type?.split(";")[0].trim().toLowerCase() === "text/plain" &&
+      head.encoding === undefined;
+    if (init.scanner && response.status === 200 && log) {
+      streamed = true;
+      // Streamed up to the limitBytes asked for: an answer that reaches it was cut there.
+      const cut = await stream(response, init.scanner, init.limit ?? MAX_BODY);
+      return { ...head, body: "", bytes: init.scanner.scan.bytes, scan: init.scanner.end(cut) };
+    }
+    // An error's Status, or a short answer, is read whole (up to MAX_BODY).
+    return { ...head, ...await readAtMost(response, Math.max(MAX_BODY, init.limit ?? 0)) };
   } catch (error) {
-    if (signal.aborted) return { failure: "timeout", detail: "the deadline" };
+    if (signal.aborted) {
+      // Lines that arrived before the deadline still show output; without any, the answer is lost.
+      const scan = streamed ? init.scanner?.scan : undefined;
+      return scan?.newest || scan?.outOfTime
+        ? { status: 200, type: "text/plain", body: "", bytes: scan.bytes, scan }
+        : { failure: "timeout", detail: "the deadline" };
+    }
     if (error instanceof Deno.errors.NotCapable) {
       return { failure: "permission", detail: reason(error) };
     }
@@ -1327,6 +1708,27 @@ export function failureOf(detail: string): "unreachable" | "expired" | "tls" | "
     return "protocol";
   }
   return "unreachable";
+}
+
+/**
+ * Feeds a log answer to the scanner as it arrives, at most `limit` bytes; stops early when the
+ * scanner has run out of time. True when the answer reached `limit` (the kubelet cut it there).
+ */
+async function stream(response: Response, scanner: LogScanner, limit: number): Promise<boolean> {
+  if (!response.body) return false;
+  const reader = response.body.getReader();
+  let bytes = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) return bytes >= limit;
+    const kept = value.length > limit - bytes ? value.subarray(0, limit - bytes) : value;
+    scanner.push(kept);
+    bytes += kept.length;
+    if (bytes >= limit || scanner.scan.outOfTime) {
+      await reader.cancel();
+      return bytes >= limit;
+    }
+  }
 }
 
 /**
@@ -1369,14 +1771,18 @@ function targetOf(options: CheckOptions): Target {
   return resolveTarget(options, env, () => readText(`${options.serviceAccountDir}/namespace`));
 }
 
-/** The counter this check starts from (none with `fixed` growth). */
-function counterOf(options: CheckOptions): Counter {
-  return options.growth === "fixed"
-    ? { silentChecks: 0, instance: "-" }
-    : loadCounter(options.stateFile, instanceOf(options.terminationMessagePath));
+/** Whether a check counts: not a second probe's check on the same counter in the same period. */
+function countsNow(counter: Counter, options: CheckOptions, now: number): boolean {
+  if (options.period === undefined || counter.countedAt === undefined) return true;
+  const since = now - Date.parse(counter.countedAt);
+  return since < 0 || since >= options.period * 750;
 }
 
-/** The check's one request, for the window the counter calls for, and its verdict. */
+/**
+ * The check's read of the window the counter calls for, and its verdict: what is new since the
+ * last answered read (with patterns), or the window's last line (without). With patterns, when
+ * more was written than one answer holds and none of it counts, the newest lines decide.
+ */
 async function lookAtWindow(
   target: Target,
   options: CheckOptions,
@@ -1384,20 +1790,85 @@ async function lookAtWindow(
   credentials: Credentials,
   signal: AbortSignal,
   deadline: number,
-): Promise<Outcome> {
-  const query = checkQuery(windowFor(counter.silentChecks, options), options);
-  const answer = await call(logUrl(target, query), credentials, signal, {
-    limit: Math.max(MAX_BODY, query.limitBytes),
+): Promise<{ outcome: Outcome; seenUntil?: string }> {
+  const now = Date.now();
+  const state: CheckState = { ...counter, now, counted: countsNow(counter, options, now) };
+  const window = windowFor(counter.silentChecks, options);
+  const query = checkQuery(window, options, state);
+  const from = filtering(options) ? readFrom(window, state) : undefined;
+  const windowStart = now - window * 1000;
+  const since = from ?? windowStart;
+  const lines = { ...options, deadline };
+  const scanner = filtering(options) ? new LogScanner(lines, since) : undefined;
+  let answer = await call(logUrl(target, query), credentials, signal, {
+    limit: query.limitBytes,
+    scanner,
   });
-  const timedOut = "failure" in answer && answer.failure === "timeout";
-  const late: Answer = { failure: "timeout", detail: formatDuration(options.timeout) };
-  const state = { ...counter, now: Date.now() };
-  try {
-    return judge(timedOut ? late : answer, state, { ...options, deadline }, target);
-  } catch (error) {
-    if (!(error instanceof OutOfTime)) throw error;
-    // Matching the answer's lines took the time that was left: as if it came too late.
-    return judge({ failure: "slow", detail: late.detail }, state, options, target);
+  if ("failure" in answer && answer.failure === "timeout") {
+    answer = { failure: "timeout", detail: formatDuration(options.timeout) };
+  }
+  const scan = "scan" in answer ? answer.scan : undefined;
+  if (scan?.bare !== undefined) {
+    // Only the rest of a split line: the kubelet's newest line, asked for alone, starts with its
+    // timestamp (a tail's first line always does), which a proxy's page never has.
+    const newest = await call(
+      logUrl(target, { tailLines: 1, limitBytes: LIMIT_BYTES }),
+      credentials,
+      signal,
+    );
+    const last = "status" in newest && newest.status === 200
+      ? scanLog(newest.body, { ...options, match: [], ignore: [] }).newest
+      : undefined;
+    if (last && last.at >= since) {
+      scan.stamped++;
+      if (counts(scan.bare, options)) scan.newest = { at: since, text: scan.bare };
+    }
+  }
+  if (
+    scan && !scan.newest && !scan.outOfTime && "status" in answer &&
+    answer.bytes >= query.limitBytes
+  ) {
+    const { sinceSeconds, sinceTime } = query;
+    const newest = await newestLines(target, lines, credentials, signal, {
+      sinceSeconds,
+      sinceTime,
+    });
+    const more = "scan" in newest ? newest.scan : undefined;
+    scan.skipped = true;
+    if (more?.newest) scan.newest = more.newest;
+    if (more?.outOfTime) scan.outOfTime = true;
+  }
+  const read = from === undefined ? { since } : { since, windowStart };
+  const outcome = decide(evidenceOf(answer, options, target, read), state, options);
+  const answered = "status" in answer && answer.status === 200 && filtering(options);
+  return { outcome, seenUntil: answered ? utc(now) : counter.seenUntil };
+}
+
+/**
+ * The newest lines one answer holds: the last `--tail` lines (of those `since` keeps) and, when
+ * they are more than `--limit-bytes`, fewer, until the newest fit: the kubelet writes a tail from
+ * its oldest line forward and stops at limitBytes (`cri-client` `pkg/logs/logs.go`), so a cut
+ * answer lacks exactly the newest lines.
+ */
+async function newestLines(
+  target: Target,
+  options: LineOptions,
+  credentials: Credentials,
+  signal: AbortSignal,
+  since: { sinceSeconds?: number; sinceTime?: string },
+): Promise<Answer> {
+  let tail = options.tail;
+  for (let attempt = 1;; attempt++) {
+    const query: LogQuery = { ...since, tailLines: tail, limitBytes: options.limitBytes };
+    const scanner = new LogScanner(options);
+    const answer = await call(logUrl(target, query), credentials, signal, {
+      limit: query.limitBytes,
+      scanner,
+    });
+    if (!("scan" in answer) || !answer.scan) return answer;
+    const cut = answer.bytes >= query.limitBytes;
+    if (!cut || tail === 1 || answer.scan.outOfTime || attempt === 8) return answer;
+    tail = Math.max(1, Math.min(answer.scan.lines, Math.floor(tail / 2)));
   }
 }
 
@@ -1413,13 +1884,6 @@ function ago(stamp: string): string {
   return formatDuration(Math.max(0, (Date.now() - Date.parse(stamp)) / 1000));
 }
 
-/** The query of last words: the newest line (or, with patterns, the tail), no window. */
-function lastWordsQuery(options: LineOptions, quoting: boolean): LogQuery {
-  return filtering(options)
-    ? { tailLines: options.tail, limitBytes: options.limitBytes }
-    : { tailLines: 1, limitBytes: quoting ? LAST_LINE_BYTES : LIMIT_BYTES };
-}
-
 /**
  * Last words, on the silent path only: the newest line that counts in the current log file,
  * with no window (one more bounded request). Undefined when none is there.
@@ -1430,88 +1894,147 @@ async function lastWords(
   credentials: Credentials,
   signal: AbortSignal,
   deadline: number,
-): Promise<{ stamp: string; text: string } | undefined> {
-  const query = lastWordsQuery(options, options.lastLine);
-  const last = await call(logUrl(target, query), credentials, signal, {
-    limit: Math.max(MAX_BODY, query.limitBytes),
-  });
-  if (!("status" in last) || last.status !== 200) return undefined;
-  try {
-    const newest = newestCounting(last.body, { ...options, deadline });
-    return newest.stamp ? { stamp: newest.stamp, text: newest.text! } : undefined;
-  } catch (error) {
-    if (error instanceof OutOfTime) return undefined; // no time left to name them
-    throw error;
+): Promise<{ at: number; text: string } | undefined> {
+  const lines = { ...options, deadline };
+  if (filtering(options)) {
+    const answer = await newestLines(target, lines, credentials, signal, {});
+    return "scan" in answer ? answer.scan?.newest : undefined;
   }
+  const limit = options.lastLine ? LAST_LINE_BYTES : LIMIT_BYTES;
+  const answer = await call(
+    logUrl(target, { tailLines: 1, limitBytes: limit }),
+    credentials,
+    signal,
+    {
+      limit: MAX_BODY,
+    },
+  );
+  if (!("status" in answer) || answer.status !== 200) return undefined;
+  return scanLog(answer.body, lines).newest;
 }
+
+/** A container name that may name the counter file: a DNS label. */
+const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** One check, start to end. */
 export async function check(given: CheckOptions): Promise<CheckResult> {
-  const target = targetOf(given);
-  const options = { ...given, stateFile: counterPath(given.stateFile, target.container) };
-  const counter = counterOf(options);
+  // The counter comes first: a misconfiguration met later is counted in it, so that it is never
+  // the kubelet's failureThreshold-th failure in a row (see decide).
+  const named = given.container ?? env("CONTAINER_NAME");
+  const options = {
+    ...given,
+    stateFile: counterPath(given.stateFile, named && LABEL.test(named) ? named : undefined),
+  };
+  let instance = "-";
+  let problem: unknown;
+  try {
+    instance = instanceOf(options.terminationMessagePath);
+  } catch (error) {
+    problem = error;
+  }
+  const counter = loadCounter(options.stateFile, instance);
   const proxiesOff = keepProxiesOff();
-  const credentials = readCredentials(options.serviceAccountDir);
-  // Monotonic, as the abort timer: a step of the wall clock moves neither.
-  const deadline = performance.now() + options.timeout * 1000;
+  // Monotonic, as the abort timer: a step of the wall clock moves neither. Matching stops a
+  // little before the abort, so that lines that arrived are judged (the probe's own slowness)
+  // and only an answer that did not arrive is lost (the server's).
+  const deadline = performance.now() + options.timeout * 1000 -
+    Math.min(200, options.timeout * 100);
   const signal = AbortSignal.timeout(options.timeout * 1000);
-  const outcome = await lookAtWindow(target, options, counter, credentials, signal, deadline);
+  const now = Date.now();
+  let outcome: Outcome;
+  let seenUntil = counter.seenUntil;
+  let credentials: Credentials | undefined;
+  let quoted = "";
+  try {
+    if (problem) throw problem;
+    const target = targetOf(given);
+    credentials = readCredentials(options.serviceAccountDir);
+    ({ outcome, seenUntil } = await lookAtWindow(
+      target,
+      options,
+      counter,
+      credentials,
+      signal,
+      deadline,
+    ));
+    // Last words, on the silent path, while the deadline allows, when the counter remembers no
+    // output yet (or the line is to be quoted): a line no check saw, older than the window, is
+    // remembered too, so that a rotation cannot hide it from the next checks. Once the counter
+    // remembers one, nothing newer can be outside the window while the window is at least the
+    // period, so a silent check makes one request.
+    const wordsWanted = outcome.lastOutput === undefined || options.lastLine;
+    if (outcome.verdict === "silent" && wordsWanted && deadline - performance.now() > 1000) {
+      const last = await lastWords(target, options, credentials, signal, deadline);
+      if (last) outcome.lastOutput = remember(outcome.lastOutput, last.at, Date.now());
+      if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
+    }
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    outcome = decide({ kind: "misconfigured", why: error.message }, { ...counter, now }, options);
+  } finally {
+    credentials?.client.close();
+  }
   const notes = counter.note ? [counter.note] : [];
   if (!proxiesOff) notes.push("warning: HTTPS_PROXY not kept off (add --allow-env=NO_PROXY)");
-  let quoted = "";
-  // Last words, on the silent path, while the deadline allows, when the counter remembers no
-  // output yet (or the line is to be quoted): a line no check saw, older than the window, is
-  // remembered too, so that a rotation cannot hide it from the next checks. Once the counter
-  // remembers one, nothing newer can be outside the window while the window is at least the
-  // period (it was inside the window of the check after the one that saw the remembered line),
-  // so a silent check makes one request.
-  const wordsWanted = outcome.lastOutput === undefined || options.lastLine;
-  if (outcome.verdict === "silent" && wordsWanted && deadline - performance.now() > 1000) {
-    const last = await lastWords(target, options, credentials, signal, deadline);
-    if (last) outcome.lastOutput = remember(outcome.lastOutput, Date.parse(last.stamp), Date.now());
-    if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
-  }
-  // Written once, atomically; even when nothing changed but the file is missing: a missing file
-  // would cost every later check a NotFound error, 1 MiB at peak (bench/). An error leaves it.
+  const counted = countsNow(counter, options, now);
   const next: Counter = {
     silentChecks: outcome.silentChecks,
     instance: counter.instance,
     lastOutput: outcome.lastOutput,
-    failing: outcome.code === 1,
+    failures: outcome.failures,
+    seenUntil,
+    countedAt: options.period !== undefined ? (counted ? utc(now) : counter.countedAt) : undefined,
+    unreadable: outcome.unreadable,
   };
+  // Written once, atomically; even when nothing changed but the file is missing: a missing file
+  // would cost every later check a NotFound error, 1 MiB at peak (bench/).
   const changed = formatCounter(next) !== formatCounter(counter) || counter.note ||
     counter.missing;
-  if (options.growth !== "fixed" && outcome.verdict !== "error" && changed) {
+  if (changed) {
     try {
       saveCounter(options.stateFile, next);
     } catch (error) {
-      if (outcome.code === 0) {
-        notes.push(`warning: counter not saved to ${options.stateFile} (${reason(error)})`);
-        try {
-          // A stale "fail" must not outlive this pass (an unlink works on a full tmpfs too).
-          if (Deno.lstatSync(options.stateFile).isFile) Deno.removeSync(options.stateFile);
-        } catch {
-          // not there, or not ours to remove: the next check reads what it reads
-        }
-      } else {
-        // A streak that cannot be counted never widens the window: quiet workers die young.
-        outcome.verdict = "error";
-        outcome.code = 2;
-        outcome.message = `error: counter ${options.stateFile} cannot be written (${
-          reason(error)
-        }): --state-file must name a file on a writable emptyDir`;
-      }
+      unsaved(outcome, options, reason(error), notes);
     }
   }
   const said = outcome.verdict === "silent" && outcome.lastOutput
     ? `; last ${filtering(options) ? "matching output" : "output"} ${ago(outcome.lastOutput)} ago`
     : "";
-  credentials.client.close();
   // The notes come before the quoted line, which is what gets cut when the line is too long.
   const line = oneLine(
     outcome.message + said + notes.map((note) => `; ${note}`).join("") + quoted,
   );
   return { outcome, notes, line };
+}
+
+/**
+ * A counter that cannot be written. A pass stays a pass, with a warning (and the stale counter
+ * goes, so that its "fail" does not outlive this pass). A failure that cannot be counted cannot be
+ * kept from the kubelet's threshold: with a window that grows, or a misconfiguration, the check
+ * passes and says so; with `fixed` growth a silent check needs no count and still fails.
+ */
+function unsaved(outcome: Outcome, options: CheckOptions, why: string, notes: string[]): void {
+  const path = options.stateFile;
+  if (outcome.code === 0) {
+    notes.push(`warning: counter not saved to ${path} (${why})`);
+    try {
+      // An unlink works on a full tmpfs too.
+      if (Deno.lstatSync(path).isFile) Deno.removeSync(path);
+    } catch {
+      // not there, or not ours to remove: the next check reads what it reads
+    }
+    return;
+  }
+  if (outcome.code === 1 && options.growth === "fixed") {
+    notes.push(`warning: counter not saved to ${path} (${why})`);
+    return;
+  }
+  const fix = "--state-file must name a file on a writable emptyDir";
+  outcome.code = 0;
+  outcome.message = outcome.verdict === "error"
+    ? `${outcome.message}; not counted: counter ${path} cannot be written (${why})`
+    : `error: counter ${path} cannot be written (${why}): ${fix}; ${outcome.verdict}, not counted`;
+  outcome.verdict = "error";
 }
 
 /** The JSON form of a check, for `--output json`. */
@@ -1534,7 +2057,6 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
   const pass = (text: string) => lines.push(`✓ ${text}`);
   const fail = (text: string) => lines.push(`✗ ${text}`);
   const dir = options.serviceAccountDir;
-  const counting = options.growth !== "fixed";
   const stateDir = options.stateFile.replace(/\/[^/]*$/, "") || "/";
 
   let target: Target | undefined;
@@ -1561,12 +2083,10 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
       ] as [Deno.PermissionDescriptor, string]]
       : []),
   ];
-  if (counting) {
-    needed.push(
-      [{ name: "read", path: stateDir }, `--allow-read=${stateDir}`],
-      [{ name: "write", path: stateDir }, `--allow-write=${stateDir}`],
-    );
-  }
+  needed.push(
+    [{ name: "read", path: stateDir }, `--allow-read=${stateDir}`],
+    [{ name: "write", path: stateDir }, `--allow-write=${stateDir}`],
+  );
   if (options.terminationMessagePath) {
     const path = options.terminationMessagePath;
     needed.push([{ name: "read", path }, `--allow-read=${path}`]);
@@ -1578,6 +2098,15 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
     fail(`Deno permissions missing: add ${missing.map(([, flag]) => flag).join(" ")}`);
   } else {
     pass(`Deno permissions: ${needed.map(([, flag]) => flag).join(" ")}`);
+  }
+  let instance = "-";
+  if (options.terminationMessagePath) {
+    try {
+      instance = instanceOf(options.terminationMessagePath);
+      pass(`container instance told apart by ${options.terminationMessagePath} (${instance})`);
+    } catch (error) {
+      fail(messageOf(error));
+    }
   }
 
   let credentials: Credentials | undefined;
@@ -1659,19 +2188,24 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
         );
       }
       const deadline = performance.now() + options.timeout * 1000;
-      const counter = counterOf(options);
-      const outcome = await lookAtWindow(target, options, counter, credentials, signal, deadline);
+      const counter = loadCounter(options.stateFile, instance);
+      const { outcome } = await lookAtWindow(
+        target,
+        options,
+        counter,
+        credentials,
+        signal,
+        deadline,
+      );
       const said = `log request (window ${outcome.window}s): ${outcome.message}`;
       if (outcome.verdict === "alive" || outcome.verdict === "silent") pass(said);
       else fail(said);
     }
     credentials.client.close();
   }
-  if (!counting) {
-    pass("no counter file (--growth fixed)");
-  } else {
+  {
     try {
-      const counter = counterOf(options);
+      const counter = loadCounter(options.stateFile, instance);
       if (counter.note?.startsWith("counter unreadable")) throw new Error(counter.note);
       const probe = `${options.stateFile}.doctor.${Deno.pid}`;
       Deno.writeTextFileSync(probe, "", { createNew: true });
@@ -1699,80 +2233,88 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
   return { lines: shown, ok: !lines.some((line) => line.startsWith("✗")) };
 }
 
-/** One line of `kubectl logs --timestamps`, kept for the replay. */
+/** One line of `kubectl logs --timestamps`, as the replay keeps it. */
 interface HistoryLine {
   ms: number;
   stamp: string;
-  text: string;
 }
 
-/** What the kubelet would answer at `now` from the newest lines of a history. */
-function kubeletAnswer(newest: HistoryLine[], now: number, query: LogQuery): Answer {
-  const since = now - (query.sinceSeconds ?? Infinity) * 1000;
-  const body = newest.slice(-query.tailLines).filter((line) => line.ms >= since)
-    .map((line) => `${line.stamp} ${line.text}\n`).join("");
-  const bytes = new TextEncoder().encode(body);
-  const cut = bytes.subarray(0, query.limitBytes);
-  return { status: 200, body: new TextDecoder().decode(cut), bytes: cut.length };
+/** One replay of a history, with checks at one offset from its first line. */
+interface Replay {
+  offset: number;
+  nextCheck: number;
+  checks: number;
+  state: CheckState;
+  /** Log bytes up to the last check: more than --limit-bytes between two checks is a cut read. */
+  bytesAtCheck: number;
+  cutReads: number;
+  /** Waiting for the container's next line after a restart (the real one did not restart). */
+  restarted: boolean;
+  restarts: Array<{ at: number; silence: number }>;
+  nearest: { failures: number; at: string };
+  streakEnd: string;
 }
 
 /**
  * `backtest`: replays the probe's decisions over a container's real history
- * (`kubectl logs --timestamps`), with the same decision code as the live
- * check, reading the file as a stream.
+ * (`kubectl logs --timestamps`), with the same decision code as the live check, at every check
+ * offset `plan` tries (where the first check falls after the first line), reading the file as a
+ * stream, and reports the worst. A live check with patterns reads every line since the check
+ * before, so the newest line that counts decides; a read of more than --limit-bytes is counted.
  */
 export async function backtest(
   options: BacktestOptions,
   progress?: (bytes: number) => void,
 ): Promise<string> {
-  const target: Target = { server: "", namespace: "backtest", pod: "backtest" };
-  const keep = Math.max(1, filtering(options) ? options.tail : 1);
-  const ring: HistoryLine[] = [];
   let lines = 0;
+  let bytes = 0;
   let malformed = 0;
   let first: HistoryLine | undefined;
   let previous: HistoryLine | undefined;
   let living: HistoryLine | undefined; // the newest line that counts
   let longest = { seconds: 0, from: "", to: "" };
-  let nextCheck = 0;
-  let checks = 0;
-  let state: CheckState = { silentChecks: 0, now: 0 };
-  let failures = 0;
-  let nearest = { failures: 0, at: "" }; // the longest streak that did not end in a restart
-  let streakEnd = "";
-  let boundHit = 0;
-  let restarted = false;
-  const restarts: Array<{ at: number; silence: number }> = [];
+  const samples = Math.min(options.period, 60);
+  const replays: Replay[] = [];
 
-  const checkAt = (now: number) => {
-    if (restarted) return; // the real container did not restart: wait for its next line
-    checks++;
-    const query = checkQuery(windowFor(state.silentChecks, options), options);
-    const outcome = judge(kubeletAnswer(ring, now, query), { ...state, now }, options, target);
+  const checkAt = (replay: Replay, now: number) => {
+    if (replay.restarted) return;
+    replay.checks++;
+    const { state } = replay;
+    const window = windowFor(state.silentChecks, options);
+    const since = readFrom(window, { ...state, now }) ?? now - window * 1000;
+    if (filtering(options) && bytes - replay.bytesAtCheck > options.limitBytes) replay.cutReads++;
+    replay.bytesAtCheck = bytes;
+    const evidence: Evidence = !living || living.ms < since
+      ? { kind: "quiet" }
+      : living.ms >= now - window * 1000
+      ? { kind: "output", at: living.ms }
+      : { kind: "quiet", seen: living.ms };
+    const outcome = decide(evidence, { ...state, now }, options);
     let lastOutput = outcome.lastOutput;
-    if (outcome.verdict === "silent" && lastOutput === undefined) {
-      // The live check's last words: the newest line that counts, with no window.
-      const last = kubeletAnswer(ring, now, lastWordsQuery(options, false));
-      const stamp = "body" in last ? newestCounting(last.body, options).stamp : undefined;
-      if (stamp) lastOutput = remember(lastOutput, Date.parse(stamp), now);
+    if (outcome.verdict === "silent" && lastOutput === undefined && living) {
+      lastOutput = remember(lastOutput, living.ms, now); // the live check's last words
     }
-    state = { silentChecks: outcome.silentChecks, lastOutput, failing: outcome.code === 1, now };
-    if (outcome.bounded) boundHit++;
+    replay.state = {
+      silentChecks: outcome.silentChecks,
+      failures: outcome.failures,
+      lastOutput,
+      seenUntil: filtering(options) ? utc(now) : undefined,
+      now,
+    };
     if (outcome.verdict !== "silent") {
-      if (failures > nearest.failures) nearest = { failures, at: streakEnd };
-      failures = 0;
+      if (state.failures! > replay.nearest.failures) {
+        replay.nearest = { failures: state.failures!, at: replay.streakEnd };
+      }
       return;
     }
-    failures++;
-    streakEnd = new Date(now).toISOString();
-    if (failures >= options.failureThreshold) {
-      restarts.push({ at: now, silence: (now - (living?.ms ?? now)) / 1000 });
-      failures = 0;
-      state = { silentChecks: 0, now }; // a restarted container starts afresh
-      restarted = true;
+    replay.streakEnd = utc(now);
+    if (outcome.failures >= options.failureThreshold) {
+      replay.restarts.push({ at: now, silence: (now - (living?.ms ?? now)) / 1000 });
+      replay.state = { silentChecks: 0, failures: 0, now }; // a restarted container starts afresh
+      replay.restarted = true;
     }
   };
-  const take = (raw: string) => {
+  const take = (raw: string, size: number) => {
     const stamp = raw.match(TIMESTAMP)?.[0];
     const ms = stamp ? Date.parse(stamp.trim()) : NaN;
     if (!stamp || Number.isNaN(ms) || (previous && ms < previous.ms)) {
@@ -1780,28 +2322,38 @@ export async function backtest(
       return;
     }
     lines++;
-    const line = {
-      ms,
-      stamp: stamp.trim(),
-      text: raw.slice(stamp.length, stamp.length + MATCHED_CHARS),
-    };
+    const line = { ms, stamp: stamp.trim() };
     if (!first) {
       first = line;
-      nextCheck = ms + options.period * 1000;
+      for (let k = 0; k < samples; k++) {
+        const offset = Math.ceil((k + 1) * options.period / samples);
+        replays.push({
+          offset,
+          nextCheck: ms + offset * 1000,
+          checks: 0,
+          state: { silentChecks: 0, failures: 0, now: ms },
+          bytesAtCheck: 0,
+          cutReads: 0,
+          restarted: false,
+          restarts: [],
+          nearest: { failures: 0, at: "" },
+          streakEnd: "",
+        });
+      }
     }
-    while (nextCheck < ms) {
-      checkAt(nextCheck);
-      nextCheck += options.period * 1000;
+    for (const replay of replays) {
+      for (; replay.nextCheck < ms; replay.nextCheck += options.period * 1000) {
+        checkAt(replay, replay.nextCheck);
+      }
     }
-    ring.push(line);
-    if (ring.length > keep) ring.shift();
+    bytes += size;
     previous = line;
-    if (!counts(line.text, options)) return;
+    if (!counts(raw.slice(stamp.length, stamp.length + MATCHED_CHARS), options)) return;
     if (living && (ms - living.ms) / 1000 > longest.seconds) {
       longest = { seconds: (ms - living.ms) / 1000, from: living.stamp, to: line.stamp };
     }
     living = line;
-    restarted = false;
+    for (const replay of replays) replay.restarted = false;
   };
 
   let file: Deno.FsFile;
@@ -1820,62 +2372,80 @@ export async function backtest(
     pending += decoder.decode(chunk, { stream: true });
     let start = 0;
     for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n", start)) {
-      if (!skipping) take(pending.slice(start, end));
+      if (!skipping) take(pending.slice(start, end), end - start + 1);
       skipping = false;
       start = end + 1;
     }
     pending = pending.slice(start);
     if (pending.length > 1 << 20) {
-      if (!skipping) take(pending.slice(0, 1 << 16));
+      if (!skipping) take(pending.slice(0, 1 << 16), pending.length);
       skipping = true;
       pending = "";
     }
     progress?.(read);
   }
-  if (pending && !skipping) take(pending);
+  if (pending && !skipping) take(pending, pending.length);
   if (!first || !previous) {
     throw new ConfigError(
       `No timestamped lines in ${quote(options.logFile)}: use kubectl logs --timestamps`,
     );
   }
-  if (failures > nearest.failures) nearest = { failures, at: streakEnd };
+  for (const replay of replays) {
+    const failures = replay.state.failures ?? 0;
+    if (failures > replay.nearest.failures) {
+      replay.nearest = { failures, at: replay.streakEnd };
+    }
+  }
   if (living && (previous.ms - living.ms) / 1000 > longest.seconds) {
     const seconds = (previous.ms - living.ms) / 1000;
     longest = { seconds, from: living.stamp, to: `the end of the log (${previous.stamp})` };
   }
+  // The worst offset: the most restarts, then the earliest; the best: the fewest.
+  const ranked = [...replays].sort((a, b) =>
+    b.restarts.length - a.restarts.length ||
+    (a.restarts[0]?.at ?? Infinity) - (b.restarts[0]?.at ?? Infinity)
+  );
+  const worst = ranked[0];
+  const fewest = ranked[ranked.length - 1].restarts.length;
+  const nearest = replays.reduce((a, b) => b.nearest.failures > a.nearest.failures ? b : a)
+    .nearest;
   const span = (previous.ms - first.ms) / 1000;
-  const when = (ms: number) => new Date(ms).toISOString();
+  const offsets = `${plural(replays.length, "check offset")}`;
   const report = [
     `${options.logFile}: ${lines} lines from ${first.stamp} to ${previous.stamp} (${
       formatDuration(span)
-    }), ${checks} checks every ${formatDuration(options.period)}${
+    }), ${worst.checks} checks every ${formatDuration(options.period)}${
       malformed ? `, ${plural(malformed, "malformed line")} skipped` : ""
     }`,
     `settings: --window ${formatDuration(options.window)} --growth ${options.growth}${
       options.maxWindow ? ` --max-window ${formatDuration(options.maxWindow)}` : ""
-    }${filtering(options) ? ` with --match/--ignore (tail ${options.tail})` : ""}, restart after ${
+    }${filtering(options) ? " with --match/--ignore" : ""}, restart after ${
       plural(options.failureThreshold, "failure")
-    } in a row`,
-    restarts.length
-      ? `restarts: ${restarts.length}, ${
-        restarts.slice(0, 5).map((r) =>
-          `at ${when(r.at)} after ${formatDuration(r.silence)} of silence`
-        )
-          .join("; ")
-      }${restarts.length > 5 ? "; …" : ""}`
+    } in a row; replayed at ${offsets}, the worst shown`,
+    worst.restarts.length
+      ? `restarts: ${worst.restarts.length}, ${
+        worst.restarts.slice(0, 5).map((r) =>
+          `at ${utc(r.at)} after ${formatDuration(r.silence)} of silence`
+        ).join("; ")
+      }${worst.restarts.length > 5 ? "; …" : ""}${
+        fewest < worst.restarts.length ? ` (${fewest} at the best offset)` : ""
+      }`
       : "restarts: none",
     `longest silence: ${formatDuration(longest.seconds)}${
       longest.from ? ` from ${longest.from} to ${longest.to}` : ""
     }`,
-    nearest.failures
+    nearest.failures && !worst.restarts.length
       ? `nearest call without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row at ${nearest.at}`
+      : nearest.failures
+      ? `longest streak without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row at ${nearest.at}`
       : "nearest call without a restart: no failed check",
   ];
-  if (boundHit) {
+  const cut = Math.max(...replays.map((replay) => replay.cutReads));
+  if (cut) {
     report.push(
       `${
-        plural(boundHit, "check")
-      } found only lines that do not count up to the --tail/--limit-bytes bound (silent): raise them if lines that count can hide behind more than that`,
+        plural(cut, "check")
+      } would read more than --limit-bytes written since the check before: a live check then judges the newest --tail lines only; raise --limit-bytes`,
     );
   }
   return report.join("\n");
@@ -1932,9 +2502,60 @@ export async function main(args: string[]): Promise<number> {
       }
     }
   } catch (error) {
-    const line = oneLine(`error: ${messageOf(error)}`);
-    console.log(json ? JSON.stringify({ verdict: "error", exitCode: 2, message: line }) : line);
-    return 2;
+    const said = `error: ${messageOf(error)}`;
+    const { line, code } = ["plan", "doctor", "backtest"].includes(args[0])
+      ? { line: oneLine(said), code: 2 }
+      : uncheckable(args, said);
+    console.log(json ? JSON.stringify({ verdict: "error", exitCode: code, message: line }) : line);
+    return code;
+  }
+}
+
+/**
+ * A check that could not run (a flag it does not know, a counter it may not read) is a
+ * misconfiguration like any other: counted in the counter its flags name, where that can be read
+ * and written, so that it is never the kubelet's failureThreshold-th failure in a row. Where the
+ * counter cannot be used, the check passes and says so: it cannot know the kubelet's count.
+ */
+function uncheckable(args: string[], said: string): { line: string; code: number } {
+  const value = (name: string, short?: string) => {
+    for (let i = 0; i < args.length; i++) {
+      const [flag, inline] = args[i].split(/=(.*)/s);
+      if (flag === `--${name}` || (short && flag === `-${short}`)) return inline ?? args[i + 1];
+    }
+  };
+  try {
+    const named = value("container", "c") ?? env("CONTAINER_NAME");
+    const stateFile = value("state-file") || DEFAULTS.stateFile;
+    const path = counterPath(stateFile, named && LABEL.test(named) ? named : undefined);
+    let instance = "-";
+    try {
+      instance = instanceOf(value("termination-message-path") ?? "");
+    } catch {
+      // counted all the same, for whichever instance
+    }
+    const counter = loadCounter(path, instance);
+    const threshold = Number(value("failure-threshold"));
+    const options = {
+      window: DEFAULTS.window,
+      growth: DEFAULTS.growth,
+      match: [],
+      ignore: [],
+      tail: 1,
+      limitBytes: LIMIT_BYTES,
+      failureThreshold: Number.isInteger(threshold) && threshold > 0 ? threshold : undefined,
+    };
+    const misconfigured: Evidence = { kind: "misconfigured", why: said.replace(/^error: /, "") };
+    const outcome = decide(misconfigured, { ...counter, now: Date.now() }, options);
+    saveCounter(path, { ...counter, failures: outcome.failures });
+    return { line: oneLine(outcome.message), code: outcome.code };
+  } catch (error) {
+    return {
+      line: oneLine(
+        `${said}; not counted (${reason(error)}), so the kubelet never restarts for it`,
+      ),
+      code: 0,
+    };
   }
 }
 

@@ -144,7 +144,7 @@ Deno.test("parseArgs rejects bad input with one line naming the bad value", () =
     [["--max-window", "30s"], '"30s": shorter than --window'],
     [["plan", "--failure-threshold", "0"], '"0"'],
     [["plan", "--pod", "web"], "--pod does not apply to plan"],
-    [["--period", "60s"], "--period does not apply to check"],
+    [["--log-file", "x"], "--log-file does not apply to check"],
     [["stray"], '"stray"'],
     [["--window", "1m", "--window", "2m"], "--window given twice"],
   ];
@@ -310,7 +310,7 @@ Deno.test("judge follows the decision table", () => {
       "error",
       2,
       2,
-      /choose one of: \[a b\] \(pass --container/,
+      /choose one of: \[a b\] \(pass --container\)/,
     ],
     [status(401, "Unauthorized"), "error", 2, 2, /^error: unauthorized/],
     [
@@ -321,7 +321,7 @@ Deno.test("judge follows the decision table", () => {
       "error",
       2,
       2,
-      /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(apply manifests\/rbac.yaml\)$/,
+      /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(bind the Role log-probe to it\)$/,
     ],
     [status(404, 'pods "web" not found'), "error", 2, 2, /not found: pod shop\/web/],
     [
@@ -340,9 +340,10 @@ Deno.test("judge follows the decision table", () => {
     ],
     [{ status: 302, body: "", bytes: 0 }, "error", 2, 2, /302/],
   ];
-  const state = { silentChecks: 2, failing: true, now: Date.parse("2026-11-25T12:01:00Z") };
+  const state = { silentChecks: 2, failures: 2, now: Date.parse("2026-11-25T12:01:00Z") };
   for (const [answer, verdict, code, silentChecks, message] of rows) {
-    const outcome = judge(answer, state, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
+    const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: 15 };
+    const outcome = judge(answer, state, options, TARGET);
     assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
     assert.equal(outcome.code, code, JSON.stringify(answer));
     assert.equal(outcome.silentChecks, silentChecks, JSON.stringify(answer));
@@ -382,17 +383,27 @@ Deno.test("judge: output remembered inside the window is alive when the answer n
   assert.equal(rotated.lastOutput, "2026-11-25T12:57:30.000Z");
   const older = judge(empty, { ...state, silentChecks: 0 }, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
   assert.deepEqual([older.verdict, older.silentChecks], ["silent", 1]);
-  // a burst of lines that do not count, up to the tail: silent, counted from the remembered line
-  const burst = Array.from({ length: 3 }, () => "2026-11-25T12:59:59Z retrying\n").join("");
-  const patterns = { ...TRIANGULAR, ...ANY_LINE, match: [/processed/], tail: 3 };
+  // more written since the last check than one read holds, none of the newest lines counting:
+  // silent, and the line names the flag
+  const patterns = { ...TRIANGULAR, ...ANY_LINE, match: [/processed/] };
+  const scan = { lines: 3, stamped: 3, bytes: 100, skipped: true };
   const hidden = judge(
-    { status: 200, body: burst, bytes: burst.length, type: "text/plain" },
+    { status: 200, body: "", bytes: 100, type: "text/plain", scan },
     { ...state, silentChecks: 0 },
     patterns,
     TARGET,
   );
-  assert.deepEqual([hidden.verdict, hidden.code, hidden.bounded], ["silent", 1, true]);
-  assert.match(hidden.message, /only 3 lines checked: raise --tail\?/);
+  assert.deepEqual([hidden.verdict, hidden.code], ["silent", 1]);
+  assert.match(hidden.message, /more than --limit-bytes since the last check/);
+  // the deadline came while lines were matched: judged on those, never unknown
+  const slow = judge(
+    { status: 200, body: "", bytes: 100, type: "text/plain", scan: { ...scan, outOfTime: true } },
+    { ...state, silentChecks: 0 },
+    patterns,
+    TARGET,
+  );
+  assert.deepEqual([slow.verdict, slow.code], ["silent", 1]);
+  assert.match(slow.message, /only 3 lines matched within --timeout: raise it/);
 });
 
 Deno.test("utc writes what toISOString writes, without its memory", () => {
@@ -542,20 +553,34 @@ Deno.test("parseCounter: garbage and another instance's count become 0 with a no
   assert.deepEqual(parseCounter(undefined, "1:2"), {
     silentChecks: 0,
     instance: "1:2",
+    failures: 0,
     missing: true,
   });
-  // 0.1.0's line: count and instance
+  // 0.1.0's line: count and instance; a count of 7 was 7 failures in a row
   assert.deepEqual(parseCounter("7 1:2\n", "1:2"), {
     silentChecks: 7,
     instance: "1:2",
-    failing: true,
+    failures: 7,
   });
+  // 0.2.0's line: count, instance, newest output, pass or fail
   assert.deepEqual(parseCounter("0 1:2 2026-11-25T12:00:00.500Z pass\n", "1:2"), {
     silentChecks: 0,
     instance: "1:2",
     lastOutput: "2026-11-25T12:00:00.500Z",
-    failing: false,
+    failures: 0,
   });
+  // this release's line, back and forth
+  const full = {
+    silentChecks: 3,
+    instance: "1:2:mi3x8k",
+    lastOutput: "2026-11-25T12:00:00.500Z",
+    failures: 2,
+    seenUntil: "2026-11-25T12:03:00.000Z",
+    countedAt: "2026-11-25T12:03:00.000Z",
+    unreadable: true,
+  };
+  assert.deepEqual(parseCounter(formatCounter(full), "1:2:mi3x8k"), full);
+  assert.ok(formatCounter(full).length < 256);
   assert.match(parseCounter("7 1:1\n", "1:2").note!, /previous container instance/);
   assert.equal(parseCounter("7 1:1\n", "1:2").silentChecks, 0);
   for (
@@ -569,18 +594,22 @@ Deno.test("parseCounter: garbage and another instance's count become 0 with a no
       "1 1:2 - maybe",
       "1 1:2 2026-13-45T99:00:00.000Z pass",
       "1 1:2 yesterday-at-noon-or-so pass",
+      "1 1:2 - 1 - - 2",
+      "1 1:2 - x - - 0",
+      "1 1:2 - 1 2026-13-45T99:00:00.000Z - 0",
     ]
   ) {
     const counter = parseCounter(garbage, "1:2");
     assert.equal(counter.silentChecks, 0, garbage);
     assert.match(counter.note!, /garbage/);
   }
-  const counter = { silentChecks: 4, instance: "-", lastOutput: "2026-11-25T12:00:00.000Z" };
-  assert.deepEqual(parseCounter(formatCounter(counter), "1:2"), {
-    ...counter,
-    instance: "1:2",
-    failing: false,
-  });
+  const counter = {
+    silentChecks: 4,
+    instance: "-",
+    lastOutput: "2026-11-25T12:00:00.000Z",
+    failures: 0,
+  };
+  assert.deepEqual(parseCounter(formatCounter(counter), "1:2"), { ...counter, instance: "1:2" });
 });
 
 Deno.test("simulate: the default settings restart after 2h14m-2h15m, not the article's 105 minutes", () => {
@@ -723,17 +752,17 @@ Deno.test("refused connections: after a failure, fail one step wider; after a pa
   const passed = await c.run([], { server });
   assert.equal(passed.code, 0);
   assert.match(passed.stdout, /Connection refused; not counted, as the check before passed$/m);
-  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
+  assert.equal(await c.counter(), c.counterLine(1, undefined, 0));
   await c.setCounter(0);
   const failing = await c.run(["--on-api-error=fail"], { server });
   assert.equal(failing.code, 1);
   assert.match(failing.stdout, /^unknown: .*; failed$/m);
-  assert.equal(await c.counter(), c.counterLine(0, undefined, true));
+  assert.equal(await c.counter(), c.counterLine(0, undefined, 1));
   await c.setCounter(5);
   const ignoring = await c.run(["--on-api-error=ignore"], { server });
   assert.equal(ignoring.code, 0);
   assert.match(ignoring.stdout, /^unknown: .*; not counted$/m);
-  assert.equal(await c.counter(), c.counterLine(5, undefined, false));
+  assert.equal(await c.counter(), c.counterLine(5, undefined, 0));
   await c.stop();
 });
 
@@ -753,7 +782,7 @@ Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", a
   const dns = await c.run([], { server: "no-such-host.invalid" });
   assert.equal(dns.code, 0);
   assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
-  assert.equal(await c.counter(), c.counterLine(2, undefined, false), "passed, window grown");
+  assert.equal(await c.counter(), c.counterLine(2, undefined, 0), "passed, window grown");
   await c.stop();
 });
 
@@ -772,7 +801,7 @@ Deno.test("an API server that never answers: the probe gives up on its own deadl
     "unknown: no answer from the API server within 1s; not counted, as the check before passed\n",
   );
   assert.ok(run.ms < 3000, `${run.ms} ms`);
-  assert.equal(await c.counter(), c.counterLine(1, undefined, false));
+  assert.equal(await c.counter(), c.counterLine(1, undefined, 0));
   listener.close();
   held.forEach((conn) => conn.close());
   await holder.catch(() => {});
@@ -803,35 +832,38 @@ Deno.test("429, 500 and 503 from the API server are unknown: a failure streak go
   await c.stop();
 });
 
-Deno.test("400, 401, 403 and 404 are errors that say what to fix, counter kept", async () => {
+Deno.test("400, 401, 403 and 404 are errors that say what to fix, counted as failures in a row", async () => {
   const c = await cluster({ containers: ["app", "sidecar"] });
   await c.setCounter(2);
   const multi = await c.run();
   assert.equal(multi.code, 2);
   assert.equal(
     multi.stdout,
-    "error: a container name must be specified for pod worker-7d9f, choose one of: [app sidecar] (pass --container or set CONTAINER_NAME)\n",
+    "error: a container name must be specified for pod worker-7d9f, choose one of: [app sidecar] (pass --container)\n",
   );
+  // Counted as a failure in a row; the silent count stays.
+  assert.equal(await c.counter(), c.counterLine(2, undefined, 3));
   c.server.log(c.pod, "hi", "app");
   const named = await c.run(["-c", "app"]);
   assert.equal(named.code, 0);
   assert.equal(c.server.seen.at(-1)!.query.get("container"), "app");
-  await c.setCounter(2);
-  const wrongPod = await c.run(["-c", "app"], { env: { HOSTNAME: "worker-0000" } });
+  const none = { failureThreshold: null };
+  const wrongPod = await c.run(["-c", "app"], { ...none, env: { HOSTNAME: "worker-0000" } });
   assert.equal(wrongPod.code, 2);
   assert.match(wrongPod.stdout, /^error: not found: pod shop\/worker-0000/);
   c.server.grants.clear();
-  const forbidden = await c.run(["-c", "app"]);
-  assert.equal(forbidden.code, 2);
+  // Without --failure-threshold an error fails every other check: the wrong pod failed once,
+  // so this one passes (and says why), and the next fails again.
+  const forbidden = await c.run(["-c", "app"], none);
+  assert.equal(forbidden.code, 0);
   assert.equal(
     forbidden.stdout,
-    "error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods/log in shop (apply manifests/rbac.yaml)\n",
+    "error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods/log in shop (bind the Role log-probe to it); passed this once, so the kubelet never restarts for it\n",
   );
   c.server.tokens.clear();
-  const unauthorized = await c.run(["-c", "app"]);
+  const unauthorized = await c.run(["-c", "app"], none);
   assert.equal(unauthorized.code, 2);
   assert.match(unauthorized.stdout, /^error: unauthorized/);
-  assert.equal(await c.counter(), `2 ${c.instance()}\n`);
   await c.stop();
 });
 
@@ -873,6 +905,7 @@ Deno.test("missing, empty or unusable credentials are errors, counter kept", asy
   await c.setCounter(5);
   const token = `${c.paths.serviceAccountDir}/token`;
   const ca = `${c.paths.serviceAccountDir}/ca.crt`;
+  const threshold = ["--failure-threshold", "15"];
   const cases: Array<[string | undefined, string | undefined, RegExp]> = [
     ["", c.pki.caCert, /^error: Empty service-account token/],
     [undefined, c.pki.caCert, /^error: No service-account token at .*automountServiceAccountToken/],
@@ -885,32 +918,32 @@ Deno.test("missing, empty or unusable credentials are errors, counter kept", asy
     await Deno.remove(ca).catch(() => {});
     if (tokenText !== undefined) await Deno.writeTextFile(token, tokenText);
     if (caText !== undefined) await Deno.writeTextFile(ca, caText);
-    const run = await c.run();
+    await c.setCounter(5);
+    const run = await c.run(threshold);
     assert.equal(run.code, 2, run.stdout);
     assert.match(run.stdout, expected);
     assert.equal(run.stdout.split("\n").length, 2, "one line");
-    assert.equal(await c.counter(), `5 ${c.instance()}\n`);
+    assert.equal(await c.counter(), c.counterLine(5, undefined, 6), "one more failure, count kept");
   }
   assert.equal(c.server.seen.length, 0, "nothing was sent without credentials");
   await c.stop();
 });
 
-Deno.test("bad flags exit 2 with one line, before touching the counter or the network", async () => {
+Deno.test("bad flags: one line, counted as a failure in a row like any error, nothing sent", async () => {
   const c = await cluster();
   await c.setCounter(3);
-  for (
-    const args of [["--bogus"], ["--window", "0"], ["--window", "-5s"], ["--window", "abc"], [
-      "--growth",
-      "sideways",
-    ], ["--pod", "a/b"]]
-  ) {
+  const bad = [["--bogus"], ["--window", "0"], ["--window", "-5s"], ["--window", "abc"], [
+    "--growth",
+    "sideways",
+  ]];
+  for (const args of bad) {
     const run = await c.run(args);
     assert.equal(run.code, 2, args.join(" "));
     assert.match(run.stdout, /^error: .*"/);
     assert.equal(run.stdout.split("\n").length, 2);
     assert.equal(run.stderr, "");
   }
-  assert.equal(await c.counter(), `3 ${c.instance()}\n`);
+  assert.equal(await c.counter(), c.counterLine(3, undefined, 3 + bad.length));
   assert.equal(c.server.seen.length, 0);
   await c.stop();
 });
@@ -960,15 +993,18 @@ Deno.test("a counter that cannot be written never turns output into a failure", 
   await c.stop();
 });
 
-Deno.test("--growth fixed keeps no counter file", async () => {
+Deno.test("--growth fixed keeps the failures in a row: a lost answer in a silent streak fails", async () => {
   const c = await cluster();
   for (let i = 0; i < 3; i++) {
     const run = await c.run(["--growth", "fixed", "--window", "2m"]);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /^silent: no output in the last 120s/);
   }
-  assert.equal(await c.counter(), undefined);
-  assert.deepEqual([...Deno.readDirSync(c.paths.stateDir)], []);
+  c.server.override = { status: 503, body: "busy" };
+  const lost = await c.run(["--growth", "fixed", "--window", "2m"]);
+  assert.equal(lost.code, 1, lost.stdout);
+  assert.match(lost.stdout, /^unknown: API server answered 503 busy; failed, as the check before/);
+  assert.equal(await c.counter(), c.counterLine(4, undefined, 4));
   await c.stop();
 });
 

@@ -16,7 +16,7 @@
  * @module
  */
 import os from "node:os";
-import { formatCounter, utc } from "../probe.ts";
+import { counterPath, formatCounter, utc } from "../probe.ts";
 import { KubeletPod, SA_DIR } from "../testing/kubelet.ts";
 import { BENCH_DIR, buildMeter, type Cost, measure } from "./meter.ts";
 import { CpuCgroups } from "./cgroup.ts";
@@ -124,12 +124,21 @@ const OLD_LINE_AT = () => server.now - 3600_000;
 async function resetCounters(): Promise<void> {
   await Deno.remove(`${seedTmp}/ProbeFailedTimes`).catch(() => {});
   if (!stateFile || !stateVolume) return;
-  const { dev, ino } = await Deno.stat(pod.terminationLog);
-  const path = `${pod.emptyDir(stateVolume.name)}${stateFile.slice(stateVolume.mountPath.length)}`;
+  const { dev, ino, birthtime } = await Deno.stat(pod.terminationLog);
+  const born = birthtime === null ? "-" : birthtime.getTime().toString(36);
+  // One counter per named container (probe.ts counterPath).
+  const container = pod.probeCommand.find((arg) => arg.startsWith("--container="))?.split("=")[1];
+  const file = counterPath(stateFile, container);
+  const path = `${pod.emptyDir(stateVolume.name)}${file.slice(stateVolume.mountPath.length)}`;
   const seen = utc(OLD_LINE_AT());
   await Deno.writeTextFile(
     path,
-    formatCounter({ silentChecks: 0, instance: `${dev}:${ino}`, lastOutput: seen }),
+    formatCounter({
+      silentChecks: 0,
+      instance: `${dev}:${ino}:${born}`,
+      lastOutput: seen,
+      failures: 0,
+    }),
   );
 }
 

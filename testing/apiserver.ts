@@ -169,8 +169,12 @@ export function readLogs(
 ): Uint8Array<ArrayBuffer> {
   const tail = query.has("tailLines") ? Number(query.get("tailLines")) : -1;
   const limit = query.has("limitBytes") ? Number(query.get("limitBytes")) : Infinity;
+  // sinceTime reaches the kubelet in whole seconds: the API server formats it with
+  // time.RFC3339 (pkg/registry/core/pod/strategy.go, LogLocation).
   const since = query.has("sinceSeconds")
     ? now - Number(query.get("sinceSeconds")) * 1000
+    : query.has("sinceTime")
+    ? Math.floor(Date.parse(query.get("sinceTime")!) / 1000) * 1000
     : -Infinity;
   const timestamps = query.get("timestamps") === "true";
   const encoder = new TextEncoder();
@@ -379,6 +383,18 @@ export class FakeApiServer {
           }`,
         );
       }
+    }
+    // pkg/apis/core/validation/validation.go, ValidatePodLogOptions.
+    if (query.has("sinceSeconds") && query.has("sinceTime")) {
+      return status(
+        422,
+        "Invalid",
+        `PodLogOptions "${name}" is invalid: sinceSeconds: Forbidden: at most one of \`sinceTime\` or \`sinceSeconds\` may be specified`,
+      );
+    }
+    const sinceTime = query.get("sinceTime");
+    if (sinceTime !== null && Number.isNaN(Date.parse(sinceTime))) {
+      return status(400, "BadRequest", `parsing time "${sinceTime}" as RFC3339: cannot parse`);
     }
     let container = query.get("container");
     if (container === null) {

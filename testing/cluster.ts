@@ -79,6 +79,11 @@ export interface RunOptions {
   server?: string;
   /** Run the probe under this command, e.g. `["/usr/bin/time", "-f", "%M", "-o", file]`. */
   wrapper?: string[];
+  /**
+   * The `--failure-threshold` a check is given, as the example's probe gives it: 15 unless the
+   * arguments name one; `null` for none (errors then fail every other check).
+   */
+  failureThreshold?: number | null;
 }
 
 /** A simulated cluster with one pod, `shop/worker-7d9f`, and its probe's files. */
@@ -132,21 +137,47 @@ export class Cluster {
     this.pod.containers.set(container, []);
   }
 
-  /** The container instance as the probe sees it. */
+  /** The container instance as the probe sees it: device, inode, birth time (base 36). */
   instance(): string {
-    const { dev, ino } = Deno.statSync(this.paths.terminationMessagePath);
-    return `${dev}:${ino}`;
+    const { dev, ino, birthtime } = Deno.statSync(this.paths.terminationMessagePath);
+    return `${dev}:${ino}:${birthtime === null ? "-" : birthtime.getTime().toString(36)}`;
   }
 
-  /** Sets the counter file as a previous check of this instance would have. */
+  /** Sets the counter file as a previous check of this instance would have (0.1.0's format). */
   async setCounter(silentChecks: number): Promise<void> {
     await Deno.writeTextFile(this.stateFile, `${silentChecks} ${this.instance()}\n`);
   }
 
-  /** The counter file's line a check writes: count, instance, newest output seen, pass or fail. */
-  counterLine(silentChecks: number, lastOutput?: number, failing = silentChecks > 0): string {
-    const seen = lastOutput === undefined ? "-" : new Date(lastOutput).toISOString();
-    return `${silentChecks} ${this.instance()} ${seen} ${failing ? "fail" : "pass"}\n`;
+  /**
+   * The counter file's line a check writes: count, instance, newest output seen, failures in a
+   * row, where the last read with patterns ended, when a check last counted (with --period), and
+   * whether the kubelet could not open the log file.
+   */
+  counterLine(
+    silentChecks: number,
+    lastOutput?: number,
+    failures = silentChecks,
+    more: { seenUntil?: number; countedAt?: number; unreadable?: boolean } = {},
+  ): string {
+    const time = (ms?: number) => ms === undefined ? "-" : new Date(ms).toISOString();
+    return `${silentChecks} ${this.instance()} ${time(lastOutput)} ${failures} ${
+      time(more.seenUntil)
+    } ${time(more.countedAt)} ${more.unreadable ? 1 : 0}\n`;
+  }
+
+  /**
+   * The counter file's text with its `seenUntil` field set back to `virtualNow` when it lies
+   * within `slack` ms after it: the probe's clock runs on from the virtual "now" while it works.
+   */
+  async counterAt(virtualNow: number, slack = 10_000): Promise<string | undefined> {
+    const text = await this.counter();
+    if (text === undefined) return text;
+    const fields = text.trimEnd().split(" ");
+    const seen = Date.parse(fields[4]);
+    if (seen >= virtualNow && seen - virtualNow < slack) {
+      fields[4] = new Date(virtualNow).toISOString();
+    }
+    return `${fields.join(" ")}\n`;
   }
 
   /** The counter file's text, or undefined when there is none. */
@@ -218,13 +249,15 @@ export class Cluster {
 
   /** The pod's path flags, after the subcommand (which must come first); none for plan and backtest. */
   #withPaths(args: string[], options: RunOptions): string[] {
-    const paths = this.#pathArgs(options.stateFile ?? this.stateFile);
+    const paths = this.#pathArgs(options.stateFile ?? this.stateFile, args, options);
     if (options.bare || args[0] === "plan" || args[0] === "backtest") return args;
     if (args[0] === "check" || args[0] === "doctor") return [args[0], ...paths, ...args.slice(1)];
     return [...paths, ...args];
   }
 
-  #pathArgs(stateFile: string): string[] {
+  #pathArgs(stateFile: string, args: string[], options: RunOptions): string[] {
+    const threshold = options.failureThreshold === undefined ? 15 : options.failureThreshold;
+    const named = args.some((arg) => arg.startsWith("--failure-threshold"));
     return [
       "--service-account-dir",
       this.paths.serviceAccountDir,
@@ -232,6 +265,7 @@ export class Cluster {
       this.paths.terminationMessagePath,
       "--state-file",
       stateFile,
+      ...(threshold === null || named ? [] : ["--failure-threshold", String(threshold)]),
     ];
   }
 

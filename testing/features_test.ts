@@ -8,8 +8,8 @@ import {
   counts,
   LINEAR_REGEXP_FLAG,
   type LineOptions,
+  LogScanner,
   MATCHED_CHARS,
-  newestCounting,
   parseArgs,
   type PlanOptions,
   simulate,
@@ -34,18 +34,45 @@ Deno.test("counts: --ignore wins over --match; only the first 4096 characters ar
   assert.ok(!counts("processed job 42, retrying", options));
   assert.ok(counts("anything", lineOptions([], ["retrying"])));
   assert.ok(!counts(`${"x".repeat(MATCHED_CHARS)}processed job 1`, options));
-  assert.deepEqual(checkQuery(60, options), {
+  // The first check of an instance reads the window; later ones what is new since the last.
+  assert.deepEqual(checkQuery(60, options, { now: Date.parse("2026-11-25T12:01:00Z") }), {
     sinceSeconds: 60,
-    tailLines: 300,
     limitBytes: 262144,
   });
 });
 
-Deno.test("newestCounting reads newest first and strips timestamps", () => {
-  const body = "2026-11-25T12:00:00Z processed job 1\n2026-11-25T12:00:01.5Z retrying\n";
-  const newest = newestCounting(body, lineOptions([], ["retrying"]));
-  assert.deepEqual(newest, { stamp: "2026-11-25T12:00:00Z", text: "processed job 1", lines: 2 });
-  assert.deepEqual(newestCounting(body, lineOptions(["nothing"])), { lines: 2 });
+Deno.test("LogScanner keeps the newest line that counts, strips timestamps, in any chunking", () => {
+  const body = "2026-11-25T12:00:00Z processed job 1\n2026-11-25T12:00:01.5Z retrying\n" +
+    "2026-11-25T12:00:02Z processed job 2 é\n2026-11-25T12:00:03Z retrying\n";
+  const bytes = new TextEncoder().encode(body);
+  for (const size of [1, 2, 7, 64, bytes.length]) {
+    const scanner = new LogScanner(lineOptions([], ["retrying"]));
+    for (let i = 0; i < bytes.length; i += size) scanner.push(bytes.subarray(i, i + size));
+    const scan = scanner.end(false);
+    assert.deepEqual(scan.newest, {
+      at: Date.parse("2026-11-25T12:00:02Z"),
+      text: "processed job 2 é",
+    });
+    assert.deepEqual([scan.lines, scan.bytes], [4, bytes.length], `chunks of ${size}`);
+  }
+  const none = new LogScanner(lineOptions(["nothing"]));
+  none.push(body);
+  assert.equal(none.end(false).newest, undefined);
+});
+
+Deno.test("LogScanner: a 64 MiB answer of lines that do not count, then one that does: found, in bounded memory", () => {
+  const scanner = new LogScanner(lineOptions(["processed"]));
+  const chunk = new TextEncoder().encode(
+    `2026-11-25T12:00:00Z ${"x".repeat(1000)} retrying\n`.repeat(1024),
+  );
+  const before = Deno.memoryUsage().rss;
+  for (let i = 0; i < 64; i++) scanner.push(chunk);
+  scanner.push("2026-11-25T12:00:09Z processed job 9\n");
+  const scan = scanner.end(false);
+  const grown = Deno.memoryUsage().rss - before;
+  assert.equal(scan.newest?.text, "processed job 9");
+  assert.equal(scan.lines, 64 * 1024 + 1);
+  assert.ok(grown < 32 * 1024 * 1024, `RSS grew ${grown} bytes`);
 });
 
 Deno.test("a bad pattern is exit 2 with the pattern and the reason", async () => {
@@ -67,9 +94,11 @@ Deno.test("--match: a worker that only logs its banner is silent; one that proce
   const banner = await c.run(["--match", "processed job \\d+"]);
   assert.equal(banner.code, 1);
   assert.match(banner.stdout, /^silent: no matching output in the last 60s \(1 silent check/);
+  // The first check of an instance reads the whole window, every line of it.
   const asked = c.server.seen.find((s) => s.query.has("sinceSeconds"))!.query;
-  assert.equal(asked.get("tailLines"), "300");
-  assert.equal(asked.get("limitBytes"), "262144");
+  assert.equal(asked.get("tailLines"), null);
+  assert.equal(asked.get("limitBytes"), "1048576");
+  c.server.now += 60_000;
   c.server.log(c.pod, "processed job 42", "app", c.server.now - 5_000);
   c.server.log(c.pod, "heartbeat", "app", c.server.now - 1_000);
   const working = await c.run(["--match", "processed job \\d+", "--match", "^task done"]);
@@ -92,34 +121,63 @@ Deno.test("--ignore: a worker stuck printing retries is silent, and restarted in
   await c.stop();
 });
 
-Deno.test("lines that do not count fill the bounded tail: silent unless an earlier check saw output", async () => {
+Deno.test("a line that counts behind more lines that do not count than --tail holds is found", async () => {
   const c = await Cluster.start();
   await c.setCounter(2);
   const job = c.server.now - 100_000;
+  for (let i = 0; i < 100; i++) {
+    c.server.log(c.pod, "connection refused, retrying", "app", c.server.now - 200_000 + i * 10);
+  }
   c.server.log(c.pod, "processed job 7", "app", job);
   for (let i = 0; i < 400; i++) {
     c.server.log(c.pod, "connection refused, retrying", "app", c.server.now - 40_000 + i * 10);
   }
-  const tail = await c.run(["--ignore", "retrying"]);
-  assert.equal(tail.code, 1);
-  assert.match(
-    tail.stdout,
-    /^silent: no matching output in the last 360s \(only 300 lines checked: raise --tail\?\) \(3 silent checks in a row; next window 600s\)/m,
+  const found = await c.run(["--ignore", "retrying"]);
+  assert.equal(found.code, 0, found.stdout);
+  assert.match(found.stdout, /^alive: matching output in the last 360s/);
+  assert.equal(
+    await c.counterAt(c.server.now),
+    c.counterLine(0, job, 0, { seenUntil: c.server.now }),
   );
-  assert.equal(await c.counter(), c.counterLine(3));
-  const bytes = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
-  assert.equal(bytes.code, 1);
-  assert.match(bytes.stdout, /raise --tail\?/);
+  // More than --limit-bytes in the window: the newest lines decide (the kubelet would keep the
+  // oldest of a cut answer), so only retries are judged: silent, and the line names the flag.
+  await c.setCounter(2);
+  const cut = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
+  assert.equal(cut.code, 1, cut.stdout);
+  assert.match(
+    cut.stdout,
+    /more than --limit-bytes since the last check: only the newest lines read/,
+  );
+  const asked = c.server.seen.slice(-3).map((s) => s.query.get("tailLines"));
+  assert.ok(asked.includes("300"), `asked for the newest --tail lines: ${asked}`);
   // An earlier check saw the job line: it is remembered, and inside the window.
   await Deno.writeTextFile(c.stateFile, c.counterLine(2, job));
-  const remembered = await c.run(["--ignore", "retrying"]);
+  const remembered = await c.run(["--ignore", "retrying", "--limit-bytes", "1000"]);
   assert.equal(remembered.code, 0);
   assert.match(remembered.stdout, /^alive: matching output 1m40s ago, inside the 360s window/);
-  // A larger tail reaches the job line: alive.
-  await c.setCounter(2);
-  const wide = await c.run(["--ignore", "retrying", "--tail", "500"]);
-  assert.equal(wide.code, 0);
-  assert.match(wide.stdout, /^alive: matching output in the last 360s/);
+  await c.stop();
+});
+
+Deno.test("with patterns a check reads what is new since the check before, so a job buried by a burst counts", async () => {
+  const c = await Cluster.start();
+  const start = c.server.now;
+  c.server.log(c.pod, "processed job 1", "app", start - 5_000);
+  assert.equal((await c.run(["--ignore", "retrying"])).code, 0);
+  // Between two checks: a job, then 5000 retries (more than --tail), all inside 40 s.
+  c.server.now = start + 60_000;
+  c.server.log(c.pod, "processed job 2", "app", start + 10_000);
+  for (let i = 0; i < 5000; i++) c.server.log(c.pod, "retrying", "app", start + 11_000 + i * 5);
+  const run = await c.run(["--ignore", "retrying"]);
+  assert.equal(run.code, 0, run.stdout);
+  const asked = c.server.seen.at(-1)!.query;
+  assert.equal(
+    asked.get("sinceTime"),
+    new Date(start - 2_000).toISOString().replace(/\.\d+Z$/, "Z"),
+  );
+  assert.equal(
+    await c.counterAt(c.server.now),
+    c.counterLine(0, start + 10_000, 0, { seenUntil: c.server.now }),
+  );
   await c.stop();
 });
 
@@ -178,7 +236,10 @@ Deno.test("last words follow --match/--ignore: the newest line that counts, not 
     /; last matching output 2h3m4s ago; last line: "processed job 7"$/,
   );
   // The counter remembers it: the next checks count silence from it, whatever follows.
-  assert.equal(await c.counter(), c.counterLine(1, job));
+  assert.equal(
+    await c.counterAt(c.server.now),
+    c.counterLine(1, job, 1, { seenUntil: c.server.now }),
+  );
   await c.stop();
 });
 
@@ -192,8 +253,10 @@ Deno.test("the rest of a long line whose start is older than the window arrives 
   const run = await c.run(["--ignore", "retrying"]);
   assert.equal(run.code, 0, run.stdout);
   assert.equal(run.stdout, "alive: matching output in the last 60s\n");
-  const seen = c.server.seen.at(-1)!;
+  const seen = c.server.seen.find((s) => s.query.has("sinceSeconds"))!;
   assert.ok(seen.bytes > 16384, "the body starts with the bare rest of the line");
+  // The kubelet's newest line, asked for alone, starts with a timestamp: it is a log.
+  assert.equal(c.server.seen.at(-1)!.query.get("tailLines"), "1");
   await c.stop();
 });
 
@@ -230,12 +293,17 @@ Deno.test("--output json: the verdict as one object", async () => {
   assert.equal(silent.exitCode, 1);
   assert.equal(silent.silentChecks, 1);
   assert.equal(silent.lastOutput, new Date(c.server.now - 125_000).toISOString());
-  const error = await c.run(["--output", "json", "--growth", "sideways"]);
-  assert.equal(error.code, 2);
+  // A bad flag is counted as a failure in a row too (see the failure policy): the check before
+  // failed, so without --failure-threshold this one passes.
+  const error = await c.run(["--output", "json", "--growth", "sideways"], {
+    failureThreshold: null,
+  });
+  assert.equal(error.code, 0);
   assert.deepEqual(JSON.parse(error.stdout), {
     verdict: "error",
-    exitCode: 2,
-    message: 'error: Invalid --growth "sideways": use triangular, linear, exponential, fixed',
+    exitCode: 0,
+    message:
+      'error: Invalid --growth "sideways": use triangular, linear, exponential, fixed; passed this once, so the kubelet never restarts for it',
   });
   await c.stop();
 });
@@ -332,12 +400,15 @@ Deno.test("backtest: the restart it predicts is the one plan predicts for the sa
   const run = await backtest(c, file);
   assert.equal(run.code, 0, run.stdout);
   const lastBusy = busy.at(-1)!;
-  // Checks run every 60 s from the first line + 60 s: the first after the last busy line.
-  const firstCheck = Math.floor(lastBusy / 60) * 60 + 60;
+  // Replayed with the first check 1 to 60 s after the first line, as plan tries every phase:
+  // the worst is plan's shortest silence.
   const plan: PlanOptions = { window: 60, growth: "triangular", period: 60, failureThreshold: 15 };
-  const silence = simulate(plan, firstCheck - lastBusy).restartAfter;
+  const silence = Math.min(
+    ...Array.from({ length: 60 }, (_, k) => simulate(plan, k + 1).restartAfter),
+  );
   const at = new Date(start + (lastBusy + silence) * 1000).toISOString();
-  assert.match(run.stdout, new RegExp(`restarts: 1, at ${at} after 2h1[45]m\\d*s? of silence`));
+  assert.match(run.stdout, new RegExp(`restarts: 1, at ${at} after 2h14m1s of silence`));
+  assert.match(run.stdout, /replayed at 60 check offsets, the worst shown/);
   assert.match(
     run.stdout,
     /240 lines from 2026-11-20T00:00:00Z to 2026-11-20T04:59:30Z \(4h59m30s\)/,
@@ -367,15 +438,15 @@ Deno.test("backtest: --ignore turns a retry loop into the restart it should be",
   assert.match(plain.stdout, /nearest call without a restart: no failed check/);
   // Silence counts from the last job line (00:09:50), whatever the loop printed after it: the
   // restart plan predicts, whether or not the tail reaches back to that line.
-  const restart = /restarts: 1, at 2026-11-20T02:24:00.000Z after 2h14m10s of silence/;
-  const short = await backtest(c, file, ["--ignore", "retrying"]);
-  assert.match(short.stdout, restart);
-  assert.match(short.stdout, /\d+ checks found only lines that do not count up to the --tail/);
-  const covering = ["--ignore", "retrying", "--tail", "1000", "--limit-bytes", "1000000"];
-  const ignoring = await backtest(c, file, covering);
+  const restart = /restarts: 1, at 2026-11-20T02:23:51.000Z after 2h14m1s of silence/;
+  const ignoring = await backtest(c, file, ["--ignore", "retrying"]);
   assert.match(ignoring.stdout, restart);
-  assert.match(ignoring.stdout, /with --match\/--ignore \(tail 1000\)/);
-  assert.ok(!ignoring.stdout.includes("bound"));
+  assert.match(ignoring.stdout, /with --match\/--ignore/);
+  assert.ok(!ignoring.stdout.includes("--limit-bytes"));
+  // Reads larger than --limit-bytes are named: a live check then judges the newest lines only.
+  const small = await backtest(c, file, ["--ignore", "retrying", "--limit-bytes", "100"]);
+  assert.match(small.stdout, restart);
+  assert.match(small.stdout, /\d+ checks would read more than --limit-bytes/);
   await c.stop();
 });
 
