@@ -834,15 +834,16 @@ export class LogScanner {
     this.#first = false;
     const stamp = line.match(TIMESTAMP)?.[0];
     if (stamp === undefined) {
-      // The rest of a split line (first piece only), or a piece of something that is not a log.
-      if (first && this.since !== undefined) this.#bare = line;
+      // The rest of a split line (first piece only, and only after `since`), the kubelet's error
+      // (see evidenceOf), or a piece of something that is not a log.
+      if (first) this.#bare = line;
       return;
     }
     this.scan.lines++;
     this.scan.stamped++;
     try {
-      if (this.#bare !== undefined && counts(this.#bare, this.options)) {
-        this.#found(this.since!, this.#bare);
+      if (this.#bare !== undefined && this.since !== undefined && counts(this.#bare, this.options)) {
+        this.#found(this.since, this.#bare);
       }
       this.#bare = undefined;
       const text = line.slice(stamp.length);
@@ -985,12 +986,18 @@ export function evidenceOf(
   const { status, body } = answer;
   if (status === 200) {
     // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
+    // The kubelet's own error on the log file comes as a 200 too: GetKubeletContainerLogs
+    // (pkg/kubelet/kubelet_pods.go) flushes a zero-byte write, which commits the status, before
+    // ReadLogs fails; server.go's 400 then only adds the error's text as the body.
     const type = answer.type?.split(";")[0].trim().toLowerCase();
     const encoding = answer.encoding ?? "identity";
     const scan = answer.scan ?? scanLog(body, options, {
       since: read.since,
       cut: filtering(options) && answer.bytes >= (answer.limit ?? Infinity),
     });
+    if (scan.stamped === 0 && scan.bare !== undefined && ROTATING.test(scan.bare)) {
+      return { kind: "lost", why: "the kubelet could not open the log file", unreadable: true };
+    }
     // Asked for identity and timestamps: the kubelet prefixes every line it starts.
     const not = type !== undefined && type !== "text/plain"
       ? type
@@ -1808,7 +1815,7 @@ async function lookAtWindow(
     answer = { failure: "timeout", detail: formatDuration(options.timeout) };
   }
   const scan = "scan" in answer ? answer.scan : undefined;
-  if (scan?.bare !== undefined) {
+  if (scan?.bare !== undefined && !ROTATING.test(scan.bare)) {
     // Only the rest of a split line: the kubelet's newest line, asked for alone, starts with its
     // timestamp (a tail's first line always does), which a proxy's page never has.
     const newest = await call(
@@ -2247,6 +2254,9 @@ interface Replay {
   state: CheckState;
   /** Log bytes up to the last check: more than --limit-bytes between two checks is a cut read. */
   bytesAtCheck: number;
+  /** When the last check read (a live check's seenUntil), and the newest line it remembered. */
+  seenMs?: number;
+  livingMs?: number;
   cutReads: number;
   /** Waiting for the container's next line after a restart (the real one did not restart). */
   restarted: boolean;
@@ -2281,9 +2291,25 @@ export async function backtest(
     replay.checks++;
     const { state } = replay;
     const window = windowFor(state.silentChecks, options);
-    const since = readFrom(window, { ...state, now }) ?? now - window * 1000;
     if (filtering(options) && bytes - replay.bytesAtCheck > options.limitBytes) replay.cutReads++;
     replay.bytesAtCheck = bytes;
+    if (living && living.ms >= now - window * 1000) {
+      // Output inside the window, read now or remembered: alive, whatever else the table says.
+      // A fast path (up to 60 replays make one for every period of the history): no strings.
+      const failures = state.failures ?? 0;
+      if (failures > replay.nearest.failures) {
+        replay.nearest = { failures, at: replay.streakEnd };
+      }
+      if (replay.livingMs !== living.ms) {
+        state.lastOutput = remember(state.lastOutput, living.ms, now);
+        replay.livingMs = living.ms;
+      }
+      Object.assign(state, { silentChecks: 0, failures: 0, now });
+      replay.seenMs = now;
+      return;
+    }
+    if (filtering(options) && replay.seenMs !== undefined) state.seenUntil = utc(replay.seenMs);
+    const since = readFrom(window, { ...state, now }) ?? now - window * 1000;
     const evidence: Evidence = !living || living.ms < since
       ? { kind: "quiet" }
       : living.ms >= now - window * 1000
@@ -2294,13 +2320,8 @@ export async function backtest(
     if (outcome.verdict === "silent" && lastOutput === undefined && living) {
       lastOutput = remember(lastOutput, living.ms, now); // the live check's last words
     }
-    replay.state = {
-      silentChecks: outcome.silentChecks,
-      failures: outcome.failures,
-      lastOutput,
-      seenUntil: filtering(options) ? utc(now) : undefined,
-      now,
-    };
+    replay.state = { silentChecks: outcome.silentChecks, failures: outcome.failures, lastOutput, now };
+    replay.seenMs = now;
     if (outcome.verdict !== "silent") {
       if (state.failures! > replay.nearest.failures) {
         replay.nearest = { failures: state.failures!, at: replay.streakEnd };
