@@ -30,7 +30,7 @@
  */
 
 /** The version `--version` prints. */
-export const VERSION = "0.2.0";
+export const VERSION = "0.3.0";
 
 /** How the window grows with each silent check in a row. */
 export type Growth = "triangular" | "linear" | "exponential" | "fixed";
