@@ -26,6 +26,7 @@ const EXAMPLES = [
   "examples/quick",
   "examples/compiled",
   "examples/automount-off",
+  "examples/image-volume",
 ];
 const COMPONENT = "components/log-probe";
 const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
@@ -630,6 +631,37 @@ Deno.test({
       const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
       assert.equal(silent.code, 1);
       assert.match(silent.stdout, /^silent: no output in the last 60s/);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    `the image-volume example: no init container, the same probe command, Deno from the image's files${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    const base = only(await render("examples/deployment"), "Deployment").spec.template.spec;
+    await withSandbox("examples/image-volume", async (pod) => {
+      const spec = pod.deployment.spec.template.spec;
+      assert.equal(spec.initContainers, undefined);
+      assert.deepEqual(spec.containers, base.containers);
+      const deno = spec.volumes.find((v: Manifest) => v.name === "deno");
+      assert.deepEqual(Object.keys(deno).sort(), ["image", "name"]);
+      // What the Dockerfile puts at the image's root: install-deno.sh's copy.
+      const dockerfile = await Deno.readTextFile(`${ROOT}examples/image-volume/Dockerfile`);
+      assert.match(dockerfile, /RUN mkdir \/opt\/deno && sh \/install-deno.sh \/opt\/deno\n/);
+      assert.match(dockerfile, /COPY --from=deno \/opt\/deno\/ \/\n/);
+      const denoDir = Deno.execPath().replace(/\/[^/]*$/, "");
+      await commandOutput("env", [
+        `PATH=${denoDir}:/usr/bin:/bin`,
+        "sh",
+        `${ROOT}manifests/install-deno.sh`,
+        pod.emptyDir("deno"),
+      ]);
+      pod.log("processed job 1");
+      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(alive.stderr, "");
+      assert.equal(alive.stdout, "alive: output in the last 60s\n");
     });
   },
 });

@@ -23,6 +23,7 @@ const VOLUME_TYPES = [
   "downwardAPI",
   "emptyDir",
   "ephemeral",
+  "image", // allowed by pod-security-admission v0.37.2's restricted check (Kubernetes 1.33+ volumes)
   "persistentVolumeClaim",
   "projected",
   "secret",

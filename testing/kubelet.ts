@@ -215,7 +215,8 @@ export class KubeletPod {
     );
     await pod.restart();
     for (const volume of deployment.spec.template.spec.volumes ?? []) {
-      if (volume.emptyDir) await pod.#emptyDir(volume.name);
+      // An `image` volume gets an empty folder too: the test fills it as the image would.
+      if (volume.emptyDir || volume.image) await pod.#emptyDir(volume.name);
     }
     await pod.#runInitContainers();
     return pod;
@@ -304,7 +305,7 @@ export class KubeletPod {
     return path;
   }
 
-  /** The host folder behind the emptyDir volume `name`. */
+  /** The host folder behind the emptyDir (or `image`) volume `name`. */
   emptyDir(name: string): string {
     return `${this.dir}/emptydir-${name}`;
   }
