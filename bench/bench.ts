@@ -72,7 +72,10 @@ const url =
   `https://kubernetes.default.svc/api/v1/namespaces/${pod.namespace}/pods/${pod.podName}` +
   `/log?sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64`;
 const seedTmp = await scratch("seed-tmp");
-const stateFile = pod.probeCommand.find((arg) => arg.startsWith("--state-file="))?.split("=")[1];
+// The probe keeps one counter per named container: --state-file plus ".NAME" with --container.
+const container = pod.probeCommand.find((arg) => arg.startsWith("--container="))?.split("=")[1];
+const stateFile = pod.probeCommand.find((arg) => arg.startsWith("--state-file="))?.split("=")[1]
+  ?.concat(container ? `.${container}` : "");
 const stateVolume = pod.container.volumeMounts.find((m: { mountPath: string }) =>
   stateFile?.startsWith(`${m.mountPath}/`)
 );
