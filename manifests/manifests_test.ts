@@ -190,6 +190,30 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    `every example's probe names its container and repeats the kubelet's period and threshold${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    for (const dir of EXAMPLES) {
+      const spec = only(await render(dir), "Deployment").spec.template.spec;
+      const probed = spec.containers.filter((c: Manifest) => c.livenessProbe);
+      assert.equal(probed.length, 1, dir);
+      const [{ name, livenessProbe }] = probed;
+      const command: string[] = livenessProbe.exec.command;
+      for (
+        const flag of [
+          `--container=${name}`,
+          `--period=${livenessProbe.periodSeconds}s`,
+          `--failure-threshold=${livenessProbe.failureThreshold}`,
+        ]
+      ) {
+        assert.equal(command.filter((arg) => arg === flag).length, 1, `${dir}: ${flag}`);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: `every example meets the "restricted" Pod Security Standard${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
