@@ -69,6 +69,11 @@ Deno.test({
     assert.ok(!manifests.some((m) => m.metadata.namespace), "no namespace: -n decides");
     const component = await Deno.readTextFile(`${ROOT}components/log-probe/pod.yaml`);
     assert.ok(component.includes(`name: log-probe-v${version}\n`), "the component mounts it");
+    for (const entry of Deno.readDirSync(`${ROOT}${COMPONENT}`)) {
+      const text = await Deno.readTextFile(`${ROOT}${COMPONENT}/${entry.name}`);
+      const named = text.replaceAll("2.9.6", "").match(/\d+\.\d+\.\d+/g) ?? [];
+      assert.deepEqual(named.filter((v) => v !== version), [], `${entry.name} names the release`);
+    }
     const changelog = await Deno.readTextFile(`${ROOT}CHANGELOG.md`);
     assert.ok(changelog.includes(`\n## ${version} `), "CHANGELOG.md has the release");
     assert.deepEqual(configMap.data, {
