@@ -277,3 +277,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test("each workload's log-probe.yaml is container.yaml with the two names of the values table set", async () => {
+  const original = await Deno.readTextFile(`${ROOT}components/log-probe/container.yaml`);
+  const copies: Array<[string, string, string, string[]]> = [
+    ["billing-sync", "billing-sync", "syncer", ["istio-proxy"]],
+    ["report-export", "report-export", "exporter", []],
+  ];
+  for (const [dir, deployment, container, before] of copies) {
+    const copy = await Deno.readTextFile(`${ROOT}${FIXTURES}/${dir}/log-probe.yaml`);
+    const expected = original
+      .replace("  name: worker # ① your Deployment", `  name: ${deployment} # ① your Deployment`)
+      .replace(
+        "        - name: worker # ② your container",
+        [
+          ...before.map((name) => `        - name: ${name}`),
+          `        - name: ${container} # ② your container`,
+        ]
+          .join("\n"),
+      )
+      .replace(
+        "--container=worker # ② your container, again",
+        `--container=${container} # ② your container, again`,
+      );
+    assert.equal(copy, expected, dir);
+  }
+});
