@@ -31,7 +31,7 @@
  */
 
 /** The version `--version` prints. */
-export const VERSION = "0.2.0";
+export const VERSION = "0.3.0";
 
 /** How the window grows with each silent check in a row. */
 export type Growth = "triangular" | "linear" | "exponential" | "fixed";
@@ -842,7 +842,9 @@ export class LogScanner {
     this.scan.lines++;
     this.scan.stamped++;
     try {
-      if (this.#bare !== undefined && this.since !== undefined && counts(this.#bare, this.options)) {
+      if (
+        this.#bare !== undefined && this.since !== undefined && counts(this.#bare, this.options)
+      ) {
         this.#found(this.since, this.#bare);
       }
       this.#bare = undefined;
@@ -1954,8 +1956,10 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
   let quoted = "";
   try {
     if (problem) throw problem;
-    const target = targetOf(given);
+    // The credentials first: without the service-account volume the namespace file is missing
+    // too, and the token is the cause to name.
     credentials = readCredentials(options.serviceAccountDir);
+    const target = targetOf(given);
     ({ outcome, seenUntil } = await lookAtWindow(
       target,
       options,
@@ -2320,7 +2324,12 @@ export async function backtest(
     if (outcome.verdict === "silent" && lastOutput === undefined && living) {
       lastOutput = remember(lastOutput, living.ms, now); // the live check's last words
     }
-    replay.state = { silentChecks: outcome.silentChecks, failures: outcome.failures, lastOutput, now };
+    replay.state = {
+      silentChecks: outcome.silentChecks,
+      failures: outcome.failures,
+      lastOutput,
+      now,
+    };
     replay.seenMs = now;
     if (outcome.verdict !== "silent") {
       if (state.failures! > replay.nearest.failures) {

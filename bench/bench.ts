@@ -16,7 +16,7 @@
  * @module
  */
 import os from "node:os";
-import { counterPath, formatCounter, utc } from "../probe.ts";
+import { formatCounter, utc } from "../probe.ts";
 import { KubeletPod, SA_DIR } from "../testing/kubelet.ts";
 import { BENCH_DIR, buildMeter, type Cost, measure } from "./meter.ts";
 import { CpuCgroups } from "./cgroup.ts";
@@ -72,7 +72,10 @@ const url =
   `https://kubernetes.default.svc/api/v1/namespaces/${pod.namespace}/pods/${pod.podName}` +
   `/log?sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64`;
 const seedTmp = await scratch("seed-tmp");
-const stateFile = pod.probeCommand.find((arg) => arg.startsWith("--state-file="))?.split("=")[1];
+// The probe keeps one counter per named container: --state-file plus ".NAME" with --container.
+const container = pod.probeCommand.find((arg) => arg.startsWith("--container="))?.split("=")[1];
+const stateFile = pod.probeCommand.find((arg) => arg.startsWith("--state-file="))?.split("=")[1]
+  ?.concat(container ? `.${container}` : "");
 const stateVolume = pod.container.volumeMounts.find((m: { mountPath: string }) =>
   stateFile?.startsWith(`${m.mountPath}/`)
 );
@@ -126,10 +129,7 @@ async function resetCounters(): Promise<void> {
   if (!stateFile || !stateVolume) return;
   const { dev, ino, birthtime } = await Deno.stat(pod.terminationLog);
   const born = birthtime === null ? "-" : birthtime.getTime().toString(36);
-  // One counter per named container (probe.ts counterPath).
-  const container = pod.probeCommand.find((arg) => arg.startsWith("--container="))?.split("=")[1];
-  const file = counterPath(stateFile, container);
-  const path = `${pod.emptyDir(stateVolume.name)}${file.slice(stateVolume.mountPath.length)}`;
+  const path = `${pod.emptyDir(stateVolume.name)}${stateFile.slice(stateVolume.mountPath.length)}`;
   const seen = utc(OLD_LINE_AT());
   await Deno.writeTextFile(
     path,

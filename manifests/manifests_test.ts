@@ -5,6 +5,7 @@
  * files at their real paths.
  */
 import assert from "node:assert/strict";
+import { parse as parseYaml } from "yaml";
 import { LINEAR_REGEXP_FLAG, type PlanOptions, simulate } from "../probe.ts";
 import { compileArgs, compileProbe } from "../testing/compile.ts";
 import { commandOutput } from "../testing/cluster.ts";
@@ -17,13 +18,17 @@ import {
   render,
   ROOT,
 } from "../testing/kubelet.ts";
+import { restrictedViolations } from "./pod_security.ts";
 
 const EXAMPLES = [
   "examples/deployment",
   "examples/dedicated-account",
   "examples/quick",
   "examples/compiled",
+  "examples/automount-off",
+  "examples/image-volume",
 ];
+const COMPONENT = "components/log-probe";
 const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
 const NO_SANDBOX = !hasKubectl
   ? NO_KUBECTL
@@ -60,7 +65,17 @@ Deno.test({
     assert.ok(probe.includes(`export const VERSION = "${version}";`), "probe.ts's VERSION");
     const configMap = only(manifests, "ConfigMap");
     assert.equal(configMap.metadata.name, `log-probe-v${version}`);
+    assert.equal(configMap.immutable, true, "a release never changes under a running pod");
     assert.ok(!manifests.some((m) => m.metadata.namespace), "no namespace: -n decides");
+    const component = await Deno.readTextFile(`${ROOT}components/log-probe/pod.yaml`);
+    assert.ok(component.includes(`name: log-probe-v${version}\n`), "the component mounts it");
+    for (const entry of Deno.readDirSync(`${ROOT}${COMPONENT}`)) {
+      const text = await Deno.readTextFile(`${ROOT}${COMPONENT}/${entry.name}`);
+      const named = text.replaceAll("2.9.6", "").match(/\d+\.\d+\.\d+/g) ?? [];
+      assert.deepEqual(named.filter((v) => v !== version), [], `${entry.name} names the release`);
+    }
+    const changelog = await Deno.readTextFile(`${ROOT}CHANGELOG.md`);
+    assert.ok(changelog.includes(`\n## ${version} `), "CHANGELOG.md has the release");
     assert.deepEqual(configMap.data, {
       "probe.ts": probe,
       "install-deno.sh": await Deno.readTextFile(`${ROOT}manifests/install-deno.sh`),
@@ -87,6 +102,7 @@ Deno.test({
       "examples/deployment": "worker", // the workload's own, kept
       "examples/dedicated-account": "log-probe", // for a workload that had none
     };
+    const bindingName = "log-probe-worker"; // after the Deployment
     for (const [dir, account] of Object.entries(accounts)) {
       const manifests = await render(dir);
       assert.ok(!manifests.some((m) => m.kind.startsWith("Cluster")), "no cluster-wide RBAC");
@@ -95,6 +111,7 @@ Deno.test({
       assert.equal(deployment.spec.template.spec.serviceAccountName, account, dir);
       assert.equal(only(manifests, "ServiceAccount").metadata.name, account, dir);
       const binding = only(manifests, "RoleBinding");
+      assert.equal(binding.metadata.name, bindingName, dir);
       assert.deepEqual(binding.roleRef, {
         apiGroup: "rbac.authorization.k8s.io",
         kind: "Role",
@@ -103,8 +120,10 @@ Deno.test({
       // No namespace: in a RoleBinding, that is the binding's own.
       assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: account }], dir);
     }
-    const patch = await Deno.readTextFile(`${ROOT}examples/deployment/log-probe-patch.yaml`);
-    assert.ok(!patch.includes("serviceAccountName:"), "the patch leaves the account alone");
+    for (const file of ["pod.yaml", "container.yaml", "plain-patch.yaml"]) {
+      const patch = await Deno.readTextFile(`${ROOT}components/log-probe/${file}`);
+      assert.ok(!patch.includes("serviceAccountName:"), `${file} leaves the account alone`);
+    }
   },
 });
 
@@ -142,18 +161,23 @@ Deno.test({
     );
     assert.equal(script, `${mount.mountPath}/probe.ts`);
     assert.ok(mount.readOnly);
+    const { initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold } =
+      worker.livenessProbe;
     assert.deepEqual(args, [
+      `--container=${worker.name}`,
+      `--period=${periodSeconds}s`,
+      `--failure-threshold=${failureThreshold}`,
       "--state-file=/var/lib/log-probe/state",
       `--termination-message-path=${worker.terminationMessagePath}`,
     ]);
-    const { initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold } =
-      worker.livenessProbe;
     assert.deepEqual([initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold], [
       120,
       60,
       10,
       15,
     ]);
+    // What the app's environment gains, each for a reason given in container.yaml.
+    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["POD_NAME", "DENO_DIR"]);
     assert.deepEqual(worker.env.find((e: Manifest) => e.name === "POD_NAME").valueFrom, {
       fieldRef: { fieldPath: "metadata.name" },
     });
@@ -170,48 +194,29 @@ Deno.test({
   },
 });
 
-/** The rules of the Pod Security Standards "restricted" profile that a Deployment can break. */
-function restrictedViolations(podSpec: Manifest): string[] {
-  const problems: string[] = [];
-  const pod = podSpec.securityContext ?? {};
-  for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
-    if (podSpec[field]) problems.push(field);
-  }
-  const allowed = [
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-  ];
-  for (const volume of podSpec.volumes ?? []) {
-    const type = Object.keys(volume).find((key) => key !== "name");
-    if (!allowed.includes(type!)) problems.push(`volume ${volume.name} is ${type}`);
-  }
-  const containers = [...(podSpec.initContainers ?? []), ...podSpec.containers];
-  for (const container of containers) {
-    const sc = container.securityContext ?? {};
-    const where = `container ${container.name}`;
-    if (sc.privileged) problems.push(`${where}: privileged`);
-    if (sc.allowPrivilegeEscalation !== false) problems.push(`${where}: privilege escalation`);
-    if (!(sc.runAsNonRoot ?? pod.runAsNonRoot)) problems.push(`${where}: may run as root`);
-    if ((sc.runAsUser ?? pod.runAsUser) === 0) problems.push(`${where}: runAsUser 0`);
-    const seccomp = (sc.seccompProfile ?? pod.seccompProfile)?.type;
-    if (!["RuntimeDefault", "Localhost"].includes(seccomp)) problems.push(`${where}: seccomp`);
-    if (!sc.capabilities?.drop?.includes("ALL")) {
-      problems.push(`${where}: capabilities not dropped`);
+Deno.test({
+  name:
+    `every example's probe names its container and repeats the kubelet's period and threshold${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    for (const dir of EXAMPLES) {
+      const spec = only(await render(dir), "Deployment").spec.template.spec;
+      const probed = spec.containers.filter((c: Manifest) => c.livenessProbe);
+      assert.equal(probed.length, 1, dir);
+      const [{ name, livenessProbe }] = probed;
+      const command: string[] = livenessProbe.exec.command;
+      for (
+        const flag of [
+          `--container=${name}`,
+          `--period=${livenessProbe.periodSeconds}s`,
+          `--failure-threshold=${livenessProbe.failureThreshold}`,
+        ]
+      ) {
+        assert.equal(command.filter((arg) => arg === flag).length, 1, `${dir}: ${flag}`);
+      }
     }
-    for (const cap of sc.capabilities?.add ?? []) {
-      if (cap !== "NET_BIND_SERVICE") problems.push(`${where}: adds ${cap}`);
-    }
-    if (container.ports?.some((p: Manifest) => p.hostPort)) problems.push(`${where}: hostPort`);
-    if (!sc.readOnlyRootFilesystem) problems.push(`${where}: writable root file system`);
-  }
-  return problems;
-}
+  },
+});
 
 Deno.test({
   name: `every example meets the "restricted" Pod Security Standard${NO_KUBECTL}`,
@@ -219,7 +224,12 @@ Deno.test({
   async fn() {
     for (const dir of EXAMPLES) {
       const deployment = only(await render(dir), "Deployment");
-      assert.deepEqual(restrictedViolations(deployment.spec.template.spec), [], dir);
+      const readOnlyRoot = () => true;
+      assert.deepEqual(
+        restrictedViolations(deployment.spec.template.spec, { readOnlyRoot }),
+        [],
+        dir,
+      );
     }
     const broken = structuredClone(
       only(await render("examples/deployment"), "Deployment").spec.template.spec,
@@ -227,6 +237,13 @@ Deno.test({
     broken.containers[0].securityContext.allowPrivilegeEscalation = true;
     broken.volumes.push({ name: "host", hostPath: { path: "/" } });
     assert.equal(restrictedViolations(broken).length, 2, "the check itself can fail");
+    delete broken.initContainers[0].securityContext.runAsNonRoot;
+    assert.equal(restrictedViolations(broken).length, 2, "the pod's runAsNonRoot stands in");
+    broken.securityContext = {};
+    assert.ok(
+      restrictedViolations(broken).includes("container install-deno: may run as root"),
+      "install-deno needs its own runAsNonRoot where the pod sets none",
+    );
   },
 });
 
@@ -240,7 +257,13 @@ Deno.test({
     const baseProbe = probeArgv(base);
     const quickProbe = probeArgv(quick);
     assert.deepEqual(quickProbe.flags, baseProbe.flags);
-    assert.deepEqual(quickProbe.args, [...baseProbe.args, "--window=10s", "--timeout=4s"]);
+    const shorter = baseProbe.args.map((arg) =>
+      arg.replace(/^--period=.*/, "--period=10s").replace(
+        /^--failure-threshold=.*/,
+        "--failure-threshold=3",
+      )
+    );
+    assert.deepEqual(quickProbe.args, [...shorter, "--window=10s", "--timeout=4s"]);
     assert.equal(quick.livenessProbe.periodSeconds, 10);
     assert.equal(quick.livenessProbe.failureThreshold, 3);
     assert.ok(quick.livenessProbe.timeoutSeconds > 4);
@@ -253,6 +276,140 @@ Deno.test({
     assert.equal(compiled.spec.template.spec.initContainers, undefined);
     const baked = (await compileArgs("")).filter((arg) => arg.startsWith("--allow-"));
     assert.deepEqual(baked, baseProbe.flags.filter((flag) => flag.startsWith("--allow-")));
+  },
+});
+
+async function readYaml(path: string): Promise<Manifest> {
+  return parseYaml(await Deno.readTextFile(`${ROOT}${path}`));
+}
+
+Deno.test(
+  "the example copies container.yaml as is; plain-patch.yaml is pod.yaml and container.yaml in one",
+  async () => {
+    assert.equal(
+      await Deno.readTextFile(`${ROOT}examples/deployment/log-probe.yaml`),
+      await Deno.readTextFile(`${ROOT}${COMPONENT}/container.yaml`),
+    );
+    const pod = (await readYaml(`${COMPONENT}/pod.yaml`)).spec.template.spec;
+    const container = (await readYaml(`${COMPONENT}/container.yaml`)).spec.template.spec;
+    const plain = (await readYaml(`${COMPONENT}/plain-patch.yaml`)).spec.template.spec;
+    assert.deepEqual(plain, { ...container, ...pod });
+  },
+);
+
+/**
+ * `kubectl kustomize` of a kustomization written to a temporary folder (`$ROOT/`
+ * in a file stands for the repository's root): its output, or its error.
+ */
+async function renderFiles(
+  files: Record<string, string>,
+): Promise<{ manifests: Manifest[]; error: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "log-probe-kustomize-" });
+  try {
+    // kustomize takes no absolute paths: the repository's root, from the folder.
+    const root = "../".repeat(dir.split("/").length - 1) + ROOT.slice(1);
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(`${dir}/${name}`, text.replaceAll("$ROOT/", root));
+    }
+    const output = await new Deno.Command("kubectl", {
+      args: ["kustomize", dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(output.stdout);
+    return {
+      manifests: output.success ? text.split(/^---$/m).map((doc) => parseYaml(doc)) : [],
+      error: new TextDecoder().decode(output.stderr),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function deploymentYaml(name: string, account?: string): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ${name}
+spec:
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      ${account ? `serviceAccountName: ${account}` : ""}
+      containers:
+        - name: worker
+          image: busybox
+`;
+}
+
+Deno.test({
+  name:
+    `the component stops on two Deployments in one kustomization, or one without an account${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const kustomization = (resources: string[]) =>
+      `resources: [${resources.join(", ")}]\ncomponents: [$ROOT/${COMPONENT}]\n`;
+    const one = await renderFiles({
+      "kustomization.yaml": kustomization(["a.yaml"]),
+      "a.yaml": deploymentYaml("report-export", "exporter"),
+    });
+    assert.equal(one.error, "");
+    const binding = only(one.manifests, "RoleBinding");
+    assert.equal(binding.metadata.name, "log-probe-report-export");
+    assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "exporter" }]);
+    const two = await renderFiles({
+      "kustomization.yaml": kustomization(["a.yaml", "b.yaml"]),
+      "a.yaml": deploymentYaml("report-export", "exporter"),
+      "b.yaml": deploymentYaml("billing-sync", "billing"),
+    });
+    assert.match(two.error, /multiple matches/);
+    const none = await renderFiles({
+      "kustomization.yaml": kustomization(["a.yaml"]),
+      "a.yaml": deploymentYaml("report-export"),
+    });
+    assert.match(none.error, /serviceAccountName/);
+  },
+});
+
+Deno.test({
+  name:
+    `kubectl patch with plain-patch.yaml adds what the component adds, and keeps the containers in place${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const rendered = only(await render("examples/deployment"), "Deployment").spec.template.spec;
+    const dir = await Deno.makeTempDir({ prefix: "log-probe-patch-" });
+    try {
+      const worker = (await Deno.readTextFile(`${ROOT}examples/deployment/worker.yaml`))
+        .split(/^---$/m).find((doc) => doc.includes("kind: Deployment"))!
+        .replace(
+          "      containers:\n",
+          "      containers:\n        - { name: istio-proxy, image: proxy }\n",
+        );
+      await Deno.writeTextFile(`${dir}/worker.yaml`, worker);
+      const output = await commandOutput("kubectl", [
+        "patch",
+        "--local",
+        "-f",
+        `${dir}/worker.yaml`,
+        "--type",
+        "strategic",
+        "--patch-file",
+        `${ROOT}${COMPONENT}/plain-patch.yaml`,
+        "-o",
+        "yaml",
+      ]);
+      const patched = parseYaml(output).spec.template.spec;
+      assert.deepEqual(patched.containers.map((c: Manifest) => c.name), ["istio-proxy", "worker"]);
+      assert.deepEqual(patched.containers[0], { name: "istio-proxy", image: "proxy" });
+      assert.deepEqual(patched.containers[1], rendered.containers[0]);
+      assert.deepEqual(patched.initContainers, rendered.initContainers);
+      const byName = (volumes: Manifest[]) =>
+        Object.fromEntries(volumes.map((v: Manifest) => [v.name, v]));
+      assert.deepEqual(byName(patched.volumes), byName(rendered.volumes));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 
@@ -316,7 +473,9 @@ Deno.test({
         probe.periodSeconds;
       assert.equal(restartAt - lastLine, simulate(plan, phase).restartAfter);
       // The restarted container starts with a fresh counter, though the emptyDir kept it.
-      const state = await Deno.readTextFile(`${pod.emptyDir("log-probe-state")}/state`);
+      const state = await Deno.readTextFile(
+        `${pod.emptyDir("log-probe-state")}/state.${pod.container.name}`,
+      );
       assert.match(
         state,
         new RegExp(`^3 \\d+:\\d+ ${new Date(start + lastLine * 1000).toISOString()} fail\n$`),
@@ -440,6 +599,98 @@ Deno.test({
       );
       // A cache Deno cannot write costs about 150 ms more per run of a ~50 ms check.
       assert.ok(shipped / writable < 1.5, `${shipped} ms vs ${writable} ms`);
+    });
+  },
+});
+
+/** Mebibytes in a Kubernetes quantity such as `128Mi` or `1Gi`. */
+function mebibytes(quantity: string): number {
+  const match = /^(\d+)(Mi|Gi)$/.exec(quantity);
+  if (!match) throw new Error(`Unexpected quantity ${quantity}`);
+  return Number(match[1]) * (match[2] === "Gi" ? 1024 : 1);
+}
+
+Deno.test({
+  name:
+    `the copy install-deno makes fits the deno emptyDir's sizeLimit with 20 % to spare${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    await withSandbox("examples/deployment", async (pod) => {
+      const spec = pod.deployment.spec.template.spec;
+      const limit = mebibytes(
+        spec.volumes.find((v: Manifest) => v.name === "deno").emptyDir.sizeLimit,
+      );
+      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("deno")])).split("\t");
+      const copy = Number(kib) / 1024;
+      console.log(
+        `the copy: ${copy.toFixed(1)} MiB of ${limit} MiB (${(100 * copy / limit).toFixed(0)} %)`,
+      );
+      assert.ok(copy > 50, `${copy} MiB: Deno and its libraries were copied`);
+      assert.ok(
+        copy <= 0.8 * limit,
+        `${copy.toFixed(1)} MiB: raise sizeLimit in ${COMPONENT}/pod.yaml`,
+      );
+      const init = spec.initContainers.find((c: Manifest) => c.name === "install-deno");
+      assert.equal(mebibytes(init.resources.requests["ephemeral-storage"]), limit);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    `with automountServiceAccountToken: false the probe reads its projected token through --service-account-dir${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    await withSandbox("examples/automount-off", async (pod) => {
+      assert.equal(pod.deployment.spec.template.spec.automountServiceAccountToken, false);
+      const noDefault = await pod.exec([
+        "/opt/deno/ld.so",
+        "--library-path",
+        "/opt/deno",
+        "/opt/deno/deno",
+        "eval",
+        `console.log(Deno.statSync("/var/run/secrets/kubernetes.io/serviceaccount").isDirectory)`,
+      ]);
+      assert.match(noDefault.stderr, /NotFound/, "no token at the usual path");
+      pod.log("processed job 1");
+      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(alive.stderr, "");
+      assert.equal(alive.stdout, "alive: output in the last 60s\n");
+      pod.server.now += 61_000;
+      const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(silent.code, 1);
+      assert.match(silent.stdout, /^silent: no output in the last 60s/);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    `the image-volume example: no init container, the same probe command, Deno from the image's files${NO_SANDBOX}`,
+  ignore: !canSandbox || !hasKubectl,
+  async fn() {
+    const base = only(await render("examples/deployment"), "Deployment").spec.template.spec;
+    await withSandbox("examples/image-volume", async (pod) => {
+      const spec = pod.deployment.spec.template.spec;
+      assert.equal(spec.initContainers, undefined);
+      assert.deepEqual(spec.containers, base.containers);
+      const deno = spec.volumes.find((v: Manifest) => v.name === "deno");
+      assert.deepEqual(Object.keys(deno).sort(), ["image", "name"]);
+      // What the Dockerfile puts at the image's root: install-deno.sh's copy.
+      const dockerfile = await Deno.readTextFile(`${ROOT}examples/image-volume/Dockerfile`);
+      assert.match(dockerfile, /RUN mkdir \/opt\/deno && sh \/install-deno.sh \/opt\/deno\n/);
+      assert.match(dockerfile, /COPY --from=deno \/opt\/deno\/ \/\n/);
+      const denoDir = Deno.execPath().replace(/\/[^/]*$/, "");
+      await commandOutput("env", [
+        `PATH=${denoDir}:/usr/bin:/bin`,
+        "sh",
+        `${ROOT}manifests/install-deno.sh`,
+        pod.emptyDir("deno"),
+      ]);
+      pod.log("processed job 1");
+      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(alive.stderr, "");
+      assert.equal(alive.stdout, "alive: output in the last 60s\n");
     });
   },
 });

@@ -68,6 +68,15 @@ export interface ExecOptions {
   wrapper?: string[];
 }
 
+/** Options of {@linkcode KubeletPod.create}. */
+export interface KubeletPodOptions {
+  /**
+   * The probed container's name: by default the one container with a
+   * `livenessProbe`, else the first.
+   */
+  container?: string;
+}
+
 async function succeeds(command: string, args: string[]): Promise<boolean> {
   try {
     return (await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output())
@@ -146,6 +155,7 @@ export class KubeletPod {
     readonly configMap: Manifest,
     readonly server: FakeApiServer,
     readonly pki: Pki,
+    readonly containerName: string,
   ) {}
 
   /** The namespace the pod runs in (`default` when the example sets none). */
@@ -153,9 +163,10 @@ export class KubeletPod {
     return this.deployment.metadata.namespace ?? "default";
   }
 
-  /** The probed container: the Deployment's first. */
+  /** The probed container (see {@linkcode KubeletPodOptions.container}). */
   get container(): Manifest {
-    return this.deployment.spec.template.spec.containers[0];
+    return this.deployment.spec.template.spec.containers
+      .find((c: Manifest) => c.name === this.containerName);
   }
 
   /**
@@ -163,18 +174,28 @@ export class KubeletPod {
    * e.g. `examples/deployment`), applied after it as the README says, starts an API server that knows the pod and grants its account what the
    * rendered RBAC grants, and lays out the pod's volumes.
    */
-  static async create(overlay: string): Promise<KubeletPod> {
+  static async create(overlay: string, options: KubeletPodOptions = {}): Promise<KubeletPod> {
     const root = await render(".");
     const manifests = [...root, ...await render(overlay)];
     const deployment = only(manifests, "Deployment");
+    const spec = deployment.spec.template.spec;
+    const containerName = options.container ??
+      (spec.containers.find((c: Manifest) => c.livenessProbe) ?? spec.containers[0]).name;
     const pki = await makePki();
     const server = startApiServer(pki);
     const dir = await Deno.makeTempDir({ prefix: "log-probe-sandbox-" });
     await Deno.chmod(dir, 0o755);
-    const pod = new KubeletPod(dir, deployment, only(root, "ConfigMap"), server, pki);
-    const account = deployment.spec.template.spec.serviceAccountName ?? "default";
+    const pod = new KubeletPod(
+      dir,
+      deployment,
+      only(root, "ConfigMap"),
+      server,
+      pki,
+      containerName,
+    );
+    const account = spec.serviceAccountName ?? "default";
     server.addServiceAccount(pod.token, pod.namespace, account, pod.#mayReadLogs(manifests));
-    server.addPod(pod.namespace, pod.podName, [pod.container.name]);
+    server.addPod(pod.namespace, pod.podName, spec.containers.map((c: Manifest) => c.name));
     // A projected service-account volume: files behind ..data, as the kubelet writes them.
     const stamp = "..2026_11_25_12_00_00.000000000";
     await pod.#atomicWriterVolume("serviceaccount", stamp, {
@@ -183,13 +204,19 @@ export class KubeletPod {
       namespace: pod.namespace,
     });
     await pod.#atomicWriterVolume("configmap", stamp, pod.configMap.data);
+    for (const volume of spec.volumes ?? []) {
+      if (volume.projected) {
+        await pod.#atomicWriterVolume(`projected-${volume.name}`, stamp, pod.#projected(volume));
+      }
+    }
     await Deno.writeTextFile(
       `${dir}/hosts`,
       `127.0.0.1 localhost\n${server.url.split(/[/:]+/)[1]} kubernetes.default.svc\n`,
     );
     await pod.restart();
     for (const volume of deployment.spec.template.spec.volumes ?? []) {
-      if (volume.emptyDir) await pod.#emptyDir(volume.name);
+      // An `image` volume gets an empty folder too: the test fills it as the image would.
+      if (volume.emptyDir || volume.image) await pod.#emptyDir(volume.name);
     }
     await pod.#runInitContainers();
     return pod;
@@ -214,6 +241,30 @@ export class KubeletPod {
       });
       if (run.code !== 0) throw new Error(`Init container ${init.name} failed: ${run.stderr}`);
     }
+  }
+
+  /**
+   * The files of a projected volume: a service-account token, `ca.crt` from the
+   * kube-root-ca.crt ConfigMap, the namespace from the downward API.
+   */
+  #projected(volume: Manifest): Record<string, string> {
+    const files: Record<string, string> = {};
+    for (const source of volume.projected.sources) {
+      if (source.serviceAccountToken) files[source.serviceAccountToken.path] = this.token;
+      for (const item of source.configMap?.items ?? []) {
+        if (source.configMap.name !== "kube-root-ca.crt" || item.key !== "ca.crt") {
+          throw new Error(`No stand-in for ConfigMap ${source.configMap.name} key ${item.key}`);
+        }
+        files[item.path] = this.pki.caCert;
+      }
+      for (const item of source.downwardAPI?.items ?? []) {
+        if (item.fieldRef?.fieldPath !== "metadata.namespace") {
+          throw new Error(`No stand-in for the downward API field ${item.fieldRef?.fieldPath}`);
+        }
+        files[item.path] = this.namespace;
+      }
+    }
+    return files;
   }
 
   /** RBAC as rendered: the account may read logs only if a Role and a binding say so. */
@@ -254,7 +305,7 @@ export class KubeletPod {
     return path;
   }
 
-  /** The host folder behind the emptyDir volume `name`. */
+  /** The host folder behind the emptyDir (or `image`) volume `name`. */
   emptyDir(name: string): string {
     return `${this.dir}/emptydir-${name}`;
   }
@@ -279,10 +330,13 @@ export class KubeletPod {
     }
   }
 
-  /** The container prints `text` at `at` (the API server's clock by default). */
-  log(text: string, at: number = this.server.now): void {
+  /**
+   * The container `container` (the probed one by default) prints `text` at
+   * `at` (the API server's clock by default).
+   */
+  log(text: string, at: number = this.server.now, container: string = this.container.name): void {
     this.server.pods.get(`${this.namespace}/${this.podName}`)!.containers
-      .get(this.container.name)!.push({ at, text });
+      .get(container)!.push({ at, text });
   }
 
   /** A container's environment as the kubelet sets it, downward API evaluated. */
@@ -323,7 +377,9 @@ export class KubeletPod {
     // What the kubelet mounts into every container, besides its volumes.
     const clock = options.virtualClock ? await clockEnv(this.server.now) : {};
     const mounts = [
-      `${this.dir}/serviceaccount ${SA_DIR} ro`,
+      ...spec.automountServiceAccountToken === false
+        ? []
+        : [`${this.dir}/serviceaccount ${SA_DIR} ro`],
       `${this.terminationLog} ${container.terminationMessagePath ?? "/dev/termination-log"} rw`,
       `${this.dir}/hosts /etc/hosts ro`,
       ...options.mounts ?? [],
@@ -331,7 +387,11 @@ export class KubeletPod {
     ];
     for (const mount of container.volumeMounts ?? []) {
       const volume = spec.volumes.find((v: Manifest) => v.name === mount.name);
-      const source = volume.configMap ? `${this.dir}/configmap` : this.emptyDir(volume.name);
+      const source = volume.configMap
+        ? `${this.dir}/configmap`
+        : volume.projected
+        ? `${this.dir}/projected-${volume.name}`
+        : this.emptyDir(volume.name);
       mounts.push(`${source} ${mount.mountPath} ${mount.readOnly ? "ro" : "rw"}`);
     }
     const mountsFile = await Deno.makeTempFile({ dir: this.dir, prefix: "mounts-" });
@@ -343,7 +403,8 @@ export class KubeletPod {
       Object.entries(env).map(([name, value]) => `${name}=${value}\n`).join(""),
     );
     const root = await Deno.makeTempDir({ dir: this.dir, prefix: "root-" });
-    const uid = container.securityContext?.runAsUser ?? spec.securityContext.runAsUser;
+    const uid = container.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
+    if (uid === undefined) throw new Error(`No runAsUser for container ${container.name}`);
     return [
       "unshare",
       "--mount",
