@@ -2190,7 +2190,7 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
       }
       if (allowed) pass(`allowed to get pods/log in ${target.namespace}`);
       else if (allowed === false) {
-        fail(`not allowed to get pods/log in ${target.namespace}: apply manifests/rbac.yaml`);
+        fail(`not allowed to get pods/log in ${target.namespace}: bind the Role log-probe to it`);
       } else {
         fail(
           `the access review failed (${

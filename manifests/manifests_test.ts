@@ -478,7 +478,9 @@ Deno.test({
       );
       assert.match(
         state,
-        new RegExp(`^3 \\d+:\\d+ ${new Date(start + lastLine * 1000).toISOString()} fail\n$`),
+        new RegExp(
+          `^3 \\d+:\\d+:[0-9a-z]+ ${new Date(start + lastLine * 1000).toISOString()} 3 - \\S+ 0\n$`,
+        ),
       );
       await pod.restart();
       pod.log("processed job 1", pod.server.now);
