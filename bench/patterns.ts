@@ -12,7 +12,7 @@
 import { Cluster } from "../testing/cluster.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 5);
-const LIMITS = [256 * 1024, 1024 * 1024, 16 * 1024 * 1024, 64 * 1024 * 1024];
+const LIMITS = [256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024, 64 * 1024 * 1024];
 const DEBUG = `DEBUG ${"x".repeat(1017)}`; // 1 KiB with its timestamp and newline, about
 
 interface Row {

@@ -353,7 +353,10 @@ Deno.test("doctor: an access review refused, RBAC missing, a missing CA, a missi
   c.server.grants.clear();
   const rbac = await c.run(["doctor"]);
   assert.equal(rbac.code, 2);
-  assert.match(rbac.stdout, /✗ not allowed to get pods\/log in shop: bind the Role log-probe to it/);
+  assert.match(
+    rbac.stdout,
+    /✗ not allowed to get pods\/log in shop: bind the Role log-probe to it/,
+  );
   assert.match(rbac.stdout, /✗ log request \(window 60s\): error: forbidden/);
   await Deno.remove(`${c.paths.serviceAccountDir}/ca.crt`);
   const noCa = await c.run(["doctor"]);
