@@ -6,6 +6,8 @@ import {
   type CheckState,
   compilePattern,
   counts,
+  decide,
+  type Evidence,
   formatCounter,
   formatDuration,
   HELP,
@@ -293,6 +295,21 @@ Deno.test("judge follows the decision table", () => {
         400,
         'failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat /var/log/pods/a/app/0.log: no such file or directory',
       ),
+      "unknown",
+      1,
+      3,
+      /could not open the log file \(rotation under way\?\)/,
+    ],
+    [
+      // Kubernetes 1.37: the kubelet has committed a 200 before ReadLogs fails; the error's text
+      // is the body (testing/e2e-recorded.md).
+      {
+        status: 200,
+        type: "text/plain",
+        body:
+          'failed to open log file "/var/log/pods/a/app/0.log": open /var/log/pods/a/app/0.log: no such file or directory',
+        bytes: 110,
+      },
       "unknown",
       1,
       3,
@@ -1098,4 +1115,56 @@ Deno.test("the token appears in no output of any probe run", () => {
     assert.ok(c.outputs.length > 0);
   }
   assert.ok(clusters.length > 10);
+});
+
+Deno.test("decide: the kubelet's log-file error twice in a row is an empty log, once a lost answer", () => {
+  const now = Date.parse("2026-11-25T13:00:00Z");
+  const options = { ...TRIANGULAR, ...ANY_LINE };
+  const error: Answer = {
+    status: 200,
+    type: "text/plain",
+    body: 'failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat …',
+    bytes: 80,
+  };
+  // Once, after a pass: unknown, passes, and remembers the error.
+  const once = judge(error, { silentChecks: 0, failures: 0, now }, options, TARGET);
+  assert.deepEqual([once.verdict, once.code, once.unreadable], ["unknown", 0, true]);
+  // Twice: judged as an empty log. Output remembered inside the window still passes …
+  const recent = { silentChecks: 0, failures: 0, unreadable: true, now };
+  const remembered = judge(
+    error,
+    { ...recent, lastOutput: "2026-11-25T12:59:30.000Z" },
+    options,
+    TARGET,
+  );
+  assert.deepEqual([remembered.verdict, remembered.code], ["alive", 0]);
+  // … otherwise the check fails as silence does, and the window grows.
+  const twice = judge(
+    error,
+    { ...recent, lastOutput: "2026-11-25T12:50:00.000Z" },
+    options,
+    TARGET,
+  );
+  assert.deepEqual([twice.verdict, twice.code, twice.silentChecks, twice.unreadable], [
+    "silent",
+    1,
+    1,
+    true,
+  ]);
+  assert.match(twice.message, /the kubelet cannot open the log file, twice in a row/);
+});
+
+Deno.test("decide: a second probe's check in the same period gives its verdict, the counts stay", () => {
+  const now = Date.parse("2026-11-25T13:00:00Z");
+  const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: 15 };
+  const state = { silentChecks: 4, failures: 4, lastOutput: "2026-11-25T12:00:00.000Z", now };
+  const quiet: Evidence = { kind: "quiet" };
+  const first = decide(quiet, state, options);
+  assert.deepEqual([first.code, first.silentChecks, first.failures], [1, 5, 5]);
+  const second = decide(quiet, { ...state, counted: false }, options);
+  assert.deepEqual([second.code, second.silentChecks, second.failures], [1, 4, 4]);
+  // A misconfiguration seen by the second probe: its exit follows the failures, unrecorded.
+  const error: Evidence = { kind: "misconfigured", why: "forbidden" };
+  const last = decide(error, { ...state, failures: 14, counted: false }, options);
+  assert.deepEqual([last.code, last.failures], [0, 14]);
 });
