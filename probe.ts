@@ -147,10 +147,12 @@ export interface CheckState {
   silentChecks: number;
   /** The newest line that counted, as an earlier check of this container instance saw it. */
   lastOutput?: string;
-  /** The previous check of this container instance failed (exit 1); see `failures`. */
+  /** The last check of this container instance that could judge the log failed. */
   failing?: boolean;
   /** Non-zero exits in a row so far: the kubelet's count of failures. */
   failures?: number;
+  /** How many of those were misconfigurations. */
+  errors?: number;
   /** Where the last answered read ended (UTC): a check with patterns reads from there. */
   seenUntil?: string;
   /** The previous check met the kubelet's error on the log file. */
@@ -173,6 +175,10 @@ export interface Outcome {
   silentChecks: number;
   /** Non-zero exits in a row after this check. */
   failures: number;
+  /** How many of those were misconfigurations. */
+  errors: number;
+  /** The last check that could judge the log failed. */
+  failing: boolean;
   /** This check met the kubelet's error on the log file. */
   unreadable?: boolean;
   /** The line to print, without notes. */
@@ -759,6 +765,8 @@ export interface Scan {
   skipped?: boolean;
   /** A first piece without a timestamp that no timestamped line followed (see LogScanner). */
   bare?: string;
+  /** The time of the last timestamped line judged (ms). */
+  judgedUntil?: number;
 }
 
 /**
@@ -846,6 +854,8 @@ export class LogScanner {
     }
     this.scan.lines++;
     this.scan.stamped++;
+    // CRLF output: the carriage return is not part of what a pattern sees.
+    if (line.endsWith("\r")) line = line.slice(0, -1);
     try {
       if (
         this.#bare !== undefined && this.since !== undefined && counts(this.#bare, this.options)
@@ -855,11 +865,11 @@ export class LogScanner {
       this.#bare = undefined;
       const space = line.indexOf(" ");
       const text = line.slice(space + 1);
-      if (counts(text, this.options)) {
-        // A stamp no date parses is output in the window of unknown time: the window's start.
-        const at = Date.parse(line.slice(0, space));
-        this.#found(Number.isNaN(at) ? this.since ?? NaN : at, text);
-      }
+      const counted = counts(text, this.options);
+      const at = Date.parse(line.slice(0, space));
+      if (!Number.isNaN(at)) this.scan.judgedUntil = at;
+      // A stamp no date parses is output in the window of unknown time: the window's start.
+      if (counted) this.#found(Number.isNaN(at) ? this.since ?? NaN : at, text);
     } catch (error) {
       if (!(error instanceof OutOfTime)) throw error;
       this.scan.outOfTime = true;
@@ -938,8 +948,8 @@ export function remember(
   now: number,
 ): string | undefined {
   if (Number.isNaN(stamp)) return known;
-  const seen = utc(Math.min(stamp, now));
-  return known !== undefined && known > seen ? known : seen;
+  const seen = Math.min(stamp, now);
+  return known !== undefined && Date.parse(known) >= seen ? known : utc(seen);
 }
 
 /** Kubelet errors while it renames and reopens a container's log file (log rotation). */
@@ -1067,25 +1077,41 @@ export function evidenceOf(
   return misconfigured(`API server answered ${status}: ${message}`);
 }
 
+/** What a check leaves for the next: the counts and the last result that saw the log. */
+interface Next {
+  silentChecks: number;
+  failures: number;
+  errors: number;
+  failing: boolean;
+}
+
 /**
  * The decision: evidence and what the counter remembers → verdict, exit code, next counter.
+ * `failing`: the last check that could judge the log failed (silent, or a lost answer in a silent
+ * streak); `failures`: non-zero exits in a row, the kubelet's count; `errors`: how many of those
+ * were misconfigurations.
  *
- * | evidence | memory | verdict | exit | silent checks | failures |
+ * | evidence | memory | verdict | exit | silent checks | failing |
  * |---|---|---|---|---|---|
- * | output | any | alive | 0 | 0 | 0 |
- * | quiet | output remembered inside the window | alive | 0 | 0 | 0 |
- * | quiet | none inside the window | silent | 1 | +1 | +1 |
- * | lost (`streak`) | output remembered inside the window | unknown | 0 | 0 | 0 |
- * | lost (`streak`) | the last check failed | unknown | 1 | +1 | +1 |
- * | lost (`streak`) | the last check passed | unknown | 0 | +1 | 0 |
+ * | output | any | alive | 0 | 0 | no |
+ * | quiet | output remembered inside the window | alive | 0 | 0 | no |
+ * | quiet | none inside the window | silent | 1 | +1 | yes |
+ * | lost (`streak`) | output remembered inside the window | unknown | 0 | 0 | no |
+ * | lost (`streak`) | failing | unknown | 1 | +1 | yes |
+ * | lost (`streak`) | not failing | unknown | 0 | +1 | no |
  * | unreadable, the check before too | | as quiet | | | |
- * | misconfigured | failures + 1 < failureThreshold | error | 2 | = | +1 |
- * | misconfigured | otherwise | error | 0 | = | 0 |
+ * | misconfigured | failing | error, as a lost answer | 1 | +1 | yes |
+ * | misconfigured | failures + 1 < failureThreshold | error | 2 | = | = |
+ * | misconfigured | otherwise | error | 0 | = | = |
  *
- * A misconfiguration is loud (the kubelet shows a failing probe's line in the pod's events) but
- * never the kubelet's `failureThreshold`-th failure in a row, so it never restarts the container.
+ * Misconfigurations are loud (the kubelet shows a failing probe's line in the pod's events) but
+ * never the kubelet's `failureThreshold`-th failure in a row, and a failure they helped count never
+ * is either: a silent check that would be the threshold-th only because errors came before it
+ * passes once (the window still grows). During a silent streak an error cannot see the log, as an
+ * outage cannot: the streak goes on, so errors between silent checks never prevent a restart.
  * A check that does not count (`counted: false`: a second probe on the same counter within the
- * same period, see `--period`) gives its verdict but leaves the counts as they were.
+ * same period, see `--period`) gives its verdict but leaves the counts, and never fails for an
+ * error.
  */
 export function decide(
   evidence: Evidence,
@@ -1095,15 +1121,25 @@ export function decide(
     failureThreshold?: number;
   },
 ): Outcome {
-  const outcome = decideCounted(evidence, { ...state, counted: true }, options);
+  const outcome = decideCounted(evidence, state, options);
   if (state.counted ?? true) return outcome;
-  // A second probe's check in the same period: its verdict, but the counts stay the first one's.
-  return {
+  // A second probe's check in the same period: its verdict, but the counts stay the first one's,
+  // and an error never fails (the first probe's checks carry it).
+  const kept = {
     ...outcome,
     silentChecks: state.silentChecks,
     failures: state.failures ?? (state.failing ? 1 : 0),
+    errors: state.errors ?? 0,
+    failing: state.failing ?? false,
     unreadable: state.unreadable,
   };
+  return outcome.verdict === "error" && outcome.code !== 0
+    ? {
+      ...kept,
+      code: 0,
+      message: `${outcome.message}; not counted: the check before was this period's`,
+    }
+    : kept;
 }
 
 function decideCounted(
@@ -1116,6 +1152,8 @@ function decideCounted(
 ): Outcome {
   const { silentChecks } = state;
   const failures = state.failures ?? (state.failing ? 1 : 0);
+  const errors = state.errors ?? 0;
+  const failing = state.failing ?? failures > errors;
   const window = windowFor(silentChecks, options);
   const output = filtering(options) ? "matching output" : "output";
   // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
@@ -1125,12 +1163,7 @@ function decideCounted(
   const remembered = age !== undefined && age >= -CLOCK_SLACK ? Math.max(0, age) : undefined;
   const known = remembered === undefined ? undefined : state.lastOutput;
   const inWindow = remembered !== undefined && remembered <= window;
-  const outcome = (
-    verdict: Verdict,
-    code: number,
-    next: { silentChecks: number; failures: number },
-    message: string,
-  ): Outcome => ({
+  const outcome = (verdict: Verdict, code: number, next: Next, message: string): Outcome => ({
     verdict,
     code,
     ...next,
@@ -1138,8 +1171,21 @@ function decideCounted(
     message: `${verdict}: ${message}`,
     ...(known ? { lastOutput: known } : {}),
   });
-  const pass = { silentChecks: 0, failures: 0 };
-  const fail = { silentChecks: silentChecks + 1, failures: failures + 1 };
+  const pass: Next = { silentChecks: 0, failures: 0, errors: 0, failing: false };
+  const next = { silentChecks: silentChecks + 1, failures: failures + 1, errors, failing: true };
+  /** A failure that sees the log: never the threshold-th in a row only because of errors. */
+  const failure = (verdict: Verdict, message: string): Outcome => {
+    const threshold = options.failureThreshold;
+    if (threshold !== undefined && errors > 0 && failures + 1 >= threshold) {
+      return outcome(
+        verdict,
+        0,
+        { ...next, failures: 0, errors: 0 },
+        `${message}; passed this once: ${plural(errors, "error")} made the failures in a row`,
+      );
+    }
+    return outcome(verdict, 1, next, message);
+  };
   const after = silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : "";
   const fromMemory = () =>
     outcome(
@@ -1150,14 +1196,44 @@ function decideCounted(
         `in the answer: log rotated or unreadable, or read by an earlier check)`,
     );
   const silent = (why = "") =>
-    outcome(
+    failure(
       "silent",
-      1,
-      fail,
       `no ${output} in the last ${window}s${why} (${
-        plural(fail.silentChecks, "silent check")
-      } in a row; next window ${windowFor(fail.silentChecks, options)}s)`,
+        plural(next.silentChecks, "silent check")
+      } in a row; next window ${windowFor(next.silentChecks, options)}s)`,
     );
+  /** A lost answer: the kubelet's last result holds; the window grows as if silent. */
+  const lost = (verdict: Verdict, why: string, unreadable?: boolean): Outcome => {
+    const mark = (o: Outcome) => unreadable ? { ...o, unreadable: true } : o;
+    const mode = options.onApiError ?? "streak";
+    if (mode === "ignore") {
+      return mark(outcome(verdict, 0, { ...pass, silentChecks }, `${why}; not counted`));
+    }
+    if (mode === "fail") {
+      return mark(outcome(verdict, 1, { ...next, silentChecks }, `${why}; failed`));
+    }
+    if (inWindow) {
+      return mark(outcome(
+        verdict,
+        0,
+        pass,
+        `${why}; ${output} ${formatDuration(remembered!)} ago is inside the ${window}s window`,
+      ));
+    }
+    return mark(
+      failing
+        ? failure(
+          verdict,
+          `${why}; failed, as the check before (${next.silentChecks} silent in a row)`,
+        )
+        : outcome(
+          verdict,
+          0,
+          { ...pass, silentChecks: silentChecks + 1 },
+          `${why}; not counted, as the check before passed`,
+        ),
+    );
+  };
   switch (evidence.kind) {
     case "output": {
       const lastOutput = remember(known, evidence.at, state.now);
@@ -1187,39 +1263,19 @@ function decideCounted(
         return { ...(inWindow ? fromMemory() : silent(why)), unreadable: true };
       }
       const why = evidence.unreadable ? `${evidence.why} (rotation under way?)` : evidence.why;
-      const mode = options.onApiError ?? "streak";
-      const lost = (code: number, next: { silentChecks: number; failures: number }, m: string) => ({
-        ...outcome("unknown", code, next, `${why}; ${m}`),
-        ...(evidence.unreadable ? { unreadable: true } : {}),
-      });
-      if (mode === "ignore") return lost(0, { silentChecks, failures: 0 }, "not counted");
-      if (mode === "fail") return lost(1, { silentChecks, failures: failures + 1 }, "failed");
-      if (inWindow) {
-        return lost(
-          0,
-          pass,
-          `${output} ${formatDuration(remembered!)} ago is inside the ${window}s window`,
-        );
-      }
-      // As an answer with no new output would: the window grows; the kubelet's last result holds.
-      return failures > 0
-        ? lost(1, fail, `failed, as the check before (${fail.silentChecks} silent in a row)`)
-        : lost(
-          0,
-          { silentChecks: silentChecks + 1, failures: 0 },
-          "not counted, as the check before passed",
-        );
+      return lost("unknown", why, evidence.unreadable);
     }
     case "misconfigured": {
+      // In a silent streak an error is as blind as an outage: the streak goes on.
+      if (failing) return lost("error", evidence.why);
       const threshold = options.failureThreshold ?? 2;
-      return failures + 1 < threshold
-        ? outcome("error", 2, { silentChecks, failures: failures + 1 }, evidence.why)
-        : outcome(
-          "error",
-          0,
-          { silentChecks, failures: 0 },
-          `${evidence.why}; passed this once, so the kubelet never restarts for it`,
-        );
+      const counted = { silentChecks, failures: failures + 1, errors: errors + 1, failing };
+      return failures + 1 < threshold ? outcome("error", 2, counted, evidence.why) : outcome(
+        "error",
+        0,
+        { silentChecks, failures: 0, errors: 0, failing },
+        `${evidence.why}; passed this once, so the kubelet never restarts for it`,
+      );
     }
   }
 }
@@ -1301,6 +1357,10 @@ export interface Counter {
   countedAt?: string;
   /** The last check met the kubelet's error on the log file. */
   unreadable?: boolean;
+  /** The last check that could judge the log failed. */
+  failing?: boolean;
+  /** How many of the failures in a row were misconfigurations. */
+  errors?: number;
   /** True when there is no counter file yet. */
   missing?: boolean;
   /** Why the stored count was not used, when it was not. */
@@ -1310,15 +1370,16 @@ export interface Counter {
 const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 const STAMP_OR_NONE = "(-|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d{1,9})?Z)";
 const COUNTER_LINE = new RegExp(
-  `^(\\d{1,9}) (\\S{1,80}) ${STAMP_OR_NONE} (\\d{1,4}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ([01])\\n?$`,
+  `^(\\d{1,9}) (\\S{1,80}) ${STAMP_OR_NONE} (\\d{1,4}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ([0-3])(?: (\\d{1,4}))?\\n?$`,
 );
 /** The lines of 0.2.0 (`count instance lastOutput pass|fail`) and 0.1.0 (`count instance`). */
 const OLD_COUNTER_LINE = /^(\d{1,9}) (\S{1,64})(?: (-|\S{20,40}) (pass|fail))?\n?$/;
 
 /**
  * Reads the counter file's text, one line:
- * `count instance lastOutput failures seenUntil countedAt unreadable` (`-` for a time not known;
- * the lines of 0.2.0 and 0.1.0 are read too). Garbage and another instance's line give 0 and no
+ * `count instance lastOutput failures seenUntil countedAt flags errors` (`-` for a time not
+ * known; flags: 1 the kubelet could not open the log file, 2 failing; the lines of 0.2.0 and
+ * 0.1.0 are read too, and their instance, device and inode, is this one's without a birth time). Garbage and another instance's line give 0 and no
  * memory, with a note.
  *
  * @example
@@ -1356,7 +1417,9 @@ export function parseCounter(text: string | undefined, instance: string): Counte
   ) {
     return garbage;
   }
-  if (match[2] !== instance && match[2] !== "-" && instance !== "-") {
+  // 0.2.0 named an instance by device and inode only.
+  const same = match[2] === instance || (old !== undefined && instance.startsWith(`${match[2]}:`));
+  if (!same && match[2] !== "-" && instance !== "-") {
     return {
       silentChecks: 0,
       instance,
@@ -1372,6 +1435,8 @@ export function parseCounter(text: string | undefined, instance: string): Counte
     : (old![4] ? old![4] === "fail" : silentChecks > 0)
     ? Math.max(1, silentChecks)
     : 0;
+  const flags = line ? Number(line[7]) : failures > 0 ? 2 : 0;
+  const errors = line?.[8] ? Math.min(Number(line[8]), failures) : 0;
   return {
     silentChecks,
     instance,
@@ -1379,15 +1444,20 @@ export function parseCounter(text: string | undefined, instance: string): Counte
     failures,
     ...(seenUntil ? { seenUntil } : {}),
     ...(countedAt ? { countedAt } : {}),
-    ...(line && line[7] === "1" ? { unreadable: true } : {}),
+    ...(flags & 1 ? { unreadable: true } : {}),
+    ...(flags & 2 ? { failing: true } : {}),
+    ...(errors ? { errors } : {}),
   };
 }
 
 /** The counter file's text: one short line. */
 export function formatCounter(counter: Counter): string {
+  const flags = (counter.unreadable ? 1 : 0) + (counter.failing ? 2 : 0);
   return `${counter.silentChecks} ${counter.instance} ${counter.lastOutput ?? "-"} ${
     Math.min(counter.failures, 9999)
-  } ${counter.seenUntil ?? "-"} ${counter.countedAt ?? "-"} ${counter.unreadable ? 1 : 0}\n`;
+  } ${counter.seenUntil ?? "-"} ${counter.countedAt ?? "-"} ${flags} ${
+    Math.min(counter.errors ?? 0, 9999)
+  }\n`;
 }
 
 /** What `plan` finds: how one silent stretch plays out. */
@@ -1845,9 +1915,11 @@ async function lookAtWindow(
       if (counts(scan.bare, options)) scan.newest = { at: since, text: scan.bare };
     }
   }
+  // Cut, and nothing read counts inside the window (a read from the check before may begin
+  // earlier): the newest lines decide.
+  const stale = !scan?.newest || (from !== undefined && scan.newest.at < windowStart);
   if (
-    scan && !scan.newest && !scan.outOfTime && "status" in answer &&
-    answer.bytes >= query.limitBytes
+    scan && stale && !scan.outOfTime && "status" in answer && answer.bytes >= query.limitBytes
   ) {
     const { sinceSeconds, sinceTime } = query;
     const newest = await newestLines(target, lines, credentials, signal, {
@@ -1856,13 +1928,19 @@ async function lookAtWindow(
     });
     const more = "scan" in newest ? newest.scan : undefined;
     scan.skipped = true;
-    if (more?.newest) scan.newest = more.newest;
+    if (more?.newest && !(more.newest.at <= (scan.newest?.at ?? -Infinity))) {
+      scan.newest = more.newest;
+    }
     if (more?.outOfTime) scan.outOfTime = true;
   }
   const read = from === undefined ? { since } : { since, windowStart };
   const outcome = decide(evidenceOf(answer, options, target, read), state, options);
   const answered = "status" in answer && answer.status === 200 && filtering(options);
-  return { outcome, seenUntil: answered ? utc(now) : counter.seenUntil };
+  // Lines not judged before the deadline are read again by the next check.
+  const judged = scan?.outOfTime
+    ? (scan.judgedUntil === undefined ? counter.seenUntil : utc(scan.judgedUntil))
+    : utc(now);
+  return { outcome, seenUntil: answered ? judged : counter.seenUntil };
 }
 
 /**
@@ -2008,6 +2086,8 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     seenUntil,
     countedAt: options.period !== undefined ? (counted ? utc(now) : counter.countedAt) : undefined,
     unreadable: outcome.unreadable,
+    failing: outcome.failing,
+    errors: outcome.errors,
   };
   // Written once, atomically; even when nothing changed but the file is missing: a missing file
   // would cost every later check a NotFound error, 1 MiB at peak (bench/).
@@ -2028,6 +2108,16 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     outcome.message + said + notes.map((note) => `; ${note}`).join("") + quoted,
   );
   return { outcome, notes, line };
+}
+
+/**
+ * The exit of a failure no counter can hold: 2 in every other period (the kubelet then shows it
+ * in the pod's events, and two checks in a row never both fail), else 0; always 0 without
+ * `--period`, which it needs to tell periods apart.
+ */
+function uncounted(period: number | undefined): number {
+  if (period === undefined) return 0;
+  return Math.floor(Date.now() / (period * 1000)) % 2 === 0 ? 2 : 0;
 }
 
 /**
@@ -2053,7 +2143,7 @@ function unsaved(outcome: Outcome, options: CheckOptions, why: string, notes: st
     return;
   }
   const fix = "--state-file must name a file on a writable emptyDir";
-  outcome.code = 0;
+  outcome.code = uncounted(options.period);
   outcome.message = outcome.verdict === "error"
     ? `${outcome.message}; not counted: counter ${path} cannot be written (${why})`
     : `error: counter ${path} cannot be written (${why}): ${fix}; ${outcome.verdict}, not counted`;
@@ -2589,14 +2679,20 @@ function uncheckable(args: string[], said: string): { line: string; code: number
     };
     const misconfigured: Evidence = { kind: "misconfigured", why: said.replace(/^error: /, "") };
     const outcome = decide(misconfigured, { ...counter, now: Date.now() }, options);
-    saveCounter(path, { ...counter, failures: outcome.failures });
+    saveCounter(path, { ...counter, ...outcome, lastOutput: counter.lastOutput });
     return { line: oneLine(outcome.message), code: outcome.code };
   } catch (error) {
+    let period: number | undefined;
+    try {
+      period = parseDuration(value("period") ?? "", "--period");
+    } catch {
+      // no period: the check passes
+    }
     return {
       line: oneLine(
         `${said}; not counted (${reason(error)}), so the kubelet never restarts for it`,
       ),
-      code: 0,
+      code: uncounted(period),
     };
   }
 }

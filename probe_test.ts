@@ -260,15 +260,15 @@ Deno.test("judge follows the decision table", () => {
     [
       log("no timestamp\n"),
       "error",
-      2,
-      2,
+      1,
+      3,
       /^error: answer is not a container log \(no timestamp\)/,
     ],
     [
       { ...log(""), encoding: "br" },
       "error",
-      2,
-      2,
+      1,
+      3,
       /not a container log \(content-encoding br\)/,
     ],
     [
@@ -278,7 +278,7 @@ Deno.test("judge follows the decision table", () => {
       3,
       /^silent: no output in the last 360s \(3 silent checks in a row; next window 600s\)$/,
     ],
-    [log("<html>proxy</html>", "text/html"), "error", 2, 2, /not a container log \(text\/html\)/],
+    [log("<html>proxy</html>", "text/html"), "error", 1, 3, /not a container log \(text\/html\)/],
     [
       { failure: "unreachable", detail: "tcp connect error: Connection refused" },
       "unknown",
@@ -325,47 +325,58 @@ Deno.test("judge follows the decision table", () => {
     [
       status(400, "a container name must be specified for pod web, choose one of: [a b]"),
       "error",
-      2,
-      2,
+      1,
+      3,
       /choose one of: \[a b\] \(pass --container\)/,
     ],
-    [status(401, "Unauthorized"), "error", 2, 2, /^error: unauthorized/],
+    [status(401, "Unauthorized"), "error", 1, 3, /^error: unauthorized/],
     [
       status(
         403,
         'pods "web" is forbidden: User "system:serviceaccount:shop:log-probe" cannot get resource "pods/log" in API group "" in the namespace "shop"',
       ),
       "error",
-      2,
-      2,
-      /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(bind the Role log-probe to it\)$/,
+      1,
+      3,
+      /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(bind the Role log-probe to it\)/,
     ],
-    [status(404, 'pods "web" not found'), "error", 2, 2, /not found: pod shop\/web/],
+    [status(404, 'pods "web" not found'), "error", 1, 3, /not found: pod shop\/web/],
     [
       { failure: "tls", detail: "invalid peer certificate: UnknownIssuer" },
       "error",
-      2,
-      2,
+      1,
+      3,
       /certificate rejected/,
     ],
     [
       { failure: "protocol", detail: "received corrupt message of type InvalidContentType" },
       "error",
-      2,
-      2,
+      1,
+      3,
       /does not speak TLS.*plain-HTTP port/,
     ],
-    [{ status: 302, body: "", bytes: 0 }, "error", 2, 2, /302/],
+    [{ status: 302, body: "", bytes: 0 }, "error", 1, 3, /302/],
   ];
   const state = { silentChecks: 2, failures: 2, now: Date.parse("2026-11-25T12:01:00Z") };
+  const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: 15 };
   for (const [answer, verdict, code, silentChecks, message] of rows) {
-    const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: 15 };
     const outcome = judge(answer, state, options, TARGET);
     assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
     assert.equal(outcome.code, code, JSON.stringify(answer));
     assert.equal(outcome.silentChecks, silentChecks, JSON.stringify(answer));
     assert.match(outcome.message, message);
     assert.ok(outcome.message.length <= MAX_LINE);
+  }
+  // In a silent streak (above) an error cannot see the log, as an outage cannot: the streak goes
+  // on. After a pass, an error fails (2) and keeps the count, at most 14 times in a row.
+  const passed = { ...state, failures: 0, failing: false };
+  for (const [answer, verdict, , , message] of rows.filter((row) => row[1] === "error")) {
+    const outcome = judge(answer, passed, options, TARGET);
+    assert.deepEqual([outcome.verdict, outcome.code, outcome.silentChecks], [verdict, 2, 2]);
+    assert.match(outcome.message, message);
+    const last = judge(answer, { ...passed, failures: 14, errors: 14 }, options, TARGET);
+    assert.deepEqual([last.code, last.failures], [0, 0]);
+    assert.match(last.message, /passed this once, so the kubelet never restarts for it$/);
   }
 });
 
@@ -578,7 +589,11 @@ Deno.test("parseCounter: garbage and another instance's count become 0 with a no
     silentChecks: 7,
     instance: "1:2",
     failures: 7,
+    failing: true,
   });
+  // 0.2.0 named the instance by device and inode: the same instance with a birth time now.
+  assert.equal(parseCounter("7 1:2\n", "1:2:mi3x8k").silentChecks, 7);
+  assert.equal(parseCounter("7 1:2\n", "1:3:mi3x8k").silentChecks, 0);
   // 0.2.0's line: count, instance, newest output, pass or fail
   assert.deepEqual(parseCounter("0 1:2 2026-11-25T12:00:00.500Z pass\n", "1:2"), {
     silentChecks: 0,
@@ -595,6 +610,8 @@ Deno.test("parseCounter: garbage and another instance's count become 0 with a no
     seenUntil: "2026-11-25T12:03:00.000Z",
     countedAt: "2026-11-25T12:03:00.000Z",
     unreadable: true,
+    failing: true,
+    errors: 1,
   };
   assert.deepEqual(parseCounter(formatCounter(full), "1:2:mi3x8k"), full);
   assert.ok(formatCounter(full).length < 256);
@@ -611,7 +628,7 @@ Deno.test("parseCounter: garbage and another instance's count become 0 with a no
       "1 1:2 - maybe",
       "1 1:2 2026-13-45T99:00:00.000Z pass",
       "1 1:2 yesterday-at-noon-or-so pass",
-      "1 1:2 - 1 - - 2",
+      "1 1:2 - 1 - - 4",
       "1 1:2 - x - - 0",
       "1 1:2 - 1 2026-13-45T99:00:00.000Z - 0",
     ]
@@ -851,7 +868,7 @@ Deno.test("429, 500 and 503 from the API server are unknown: a failure streak go
 
 Deno.test("400, 401, 403 and 404 are errors that say what to fix, counted as failures in a row", async () => {
   const c = await cluster({ containers: ["app", "sidecar"] });
-  await c.setCounter(2);
+  await Deno.writeTextFile(c.stateFile, c.counterLine(2, undefined, 0)); // passing, window 2 steps wide
   const multi = await c.run();
   assert.equal(multi.code, 2);
   assert.equal(
@@ -859,7 +876,7 @@ Deno.test("400, 401, 403 and 404 are errors that say what to fix, counted as fai
     "error: a container name must be specified for pod worker-7d9f, choose one of: [app sidecar] (pass --container)\n",
   );
   // Counted as a failure in a row; the silent count stays.
-  assert.equal(await c.counter(), c.counterLine(2, undefined, 3));
+  assert.equal(await c.counter(), c.counterLine(2, undefined, 1, { errors: 1 }));
   c.server.log(c.pod, "hi", "app");
   const named = await c.run(["-c", "app"]);
   assert.equal(named.code, 0);
@@ -935,12 +952,16 @@ Deno.test("missing, empty or unusable credentials are errors, counter kept", asy
     await Deno.remove(ca).catch(() => {});
     if (tokenText !== undefined) await Deno.writeTextFile(token, tokenText);
     if (caText !== undefined) await Deno.writeTextFile(ca, caText);
-    await c.setCounter(5);
+    await Deno.writeTextFile(c.stateFile, c.counterLine(5, undefined, 0)); // passing, window 5 steps wide
     const run = await c.run(threshold);
     assert.equal(run.code, 2, run.stdout);
     assert.match(run.stdout, expected);
     assert.equal(run.stdout.split("\n").length, 2, "one line");
-    assert.equal(await c.counter(), c.counterLine(5, undefined, 6), "one more failure, count kept");
+    assert.equal(
+      await c.counter(),
+      c.counterLine(5, undefined, 1, { errors: 1 }),
+      "one failure, count kept",
+    );
   }
   assert.equal(c.server.seen.length, 0, "nothing was sent without credentials");
   await c.stop();
@@ -948,7 +969,7 @@ Deno.test("missing, empty or unusable credentials are errors, counter kept", asy
 
 Deno.test("bad flags: one line, counted as a failure in a row like any error, nothing sent", async () => {
   const c = await cluster();
-  await c.setCounter(3);
+  await Deno.writeTextFile(c.stateFile, c.counterLine(3, undefined, 0)); // passing, window 3 steps wide
   const bad = [["--bogus"], ["--window", "0"], ["--window", "-5s"], ["--window", "abc"], [
     "--growth",
     "sideways",
@@ -960,7 +981,7 @@ Deno.test("bad flags: one line, counted as a failure in a row like any error, no
     assert.equal(run.stdout.split("\n").length, 2);
     assert.equal(run.stderr, "");
   }
-  assert.equal(await c.counter(), c.counterLine(3, undefined, 3 + bad.length));
+  assert.equal(await c.counter(), c.counterLine(3, undefined, bad.length, { errors: bad.length }));
   assert.equal(c.server.seen.length, 0);
   await c.stop();
 });

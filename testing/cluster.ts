@@ -157,12 +157,23 @@ export class Cluster {
     silentChecks: number,
     lastOutput?: number,
     failures = silentChecks,
-    more: { seenUntil?: number; countedAt?: number; unreadable?: boolean } = {},
+    more: {
+      seenUntil?: number;
+      countedAt?: number;
+      unreadable?: boolean;
+      /** Misconfigurations among the failures (0 by default). */
+      errors?: number;
+      /** The last check that saw the log failed (by default: failures that are not errors). */
+      failing?: boolean;
+    } = {},
   ): string {
     const time = (ms?: number) => ms === undefined ? "-" : new Date(ms).toISOString();
+    const errors = more.errors ?? 0;
+    const failing = more.failing ?? failures > errors;
+    const flags = (more.unreadable ? 1 : 0) + (failing ? 2 : 0);
     return `${silentChecks} ${this.instance()} ${time(lastOutput)} ${failures} ${
       time(more.seenUntil)
-    } ${time(more.countedAt)} ${more.unreadable ? 1 : 0}\n`;
+    } ${time(more.countedAt)} ${flags} ${errors}\n`;
   }
 
   /**

@@ -109,7 +109,7 @@ Deno.test("an answer at one byte per second hits the probe's own deadline: unkno
 
 Deno.test("a 200 that is not a log (a proxy's page) is an error naming it, and only 4 KiB is read", async () => {
   const c = await cluster();
-  await c.setCounter(2);
+  await Deno.writeTextFile(c.stateFile, c.counterLine(2, undefined, 0)); // passing, window 2 steps wide
   const page = `<html><body>${"Please log in. ".repeat(700_000)}</body></html>`; // 10 MB
   c.server.override = { status: 200, headers: { "content-type": "text/html" }, body: page };
   const declared = await c.run();
@@ -138,7 +138,7 @@ Deno.test("a 200 that is not a log (a proxy's page) is an error naming it, and o
   assert.match(streamed.stdout, /^error: answer is not a container log/);
   assert.ok(streamed.ms < 3000, "an endless page does not hold the probe");
   // Two failures in a row more; the silent count kept.
-  assert.equal(await c.counter(), c.counterLine(2, undefined, 4));
+  assert.equal(await c.counter(), c.counterLine(2, undefined, 2, { errors: 2 }));
   await plain.shutdown();
   await c.stop();
 });
@@ -180,7 +180,7 @@ Deno.test("a certificate outside its validity is unknown (the control plane's fa
 
 Deno.test("a plain-HTTP port, and a TLS alert, are errors that say what to fix, silent count kept", async () => {
   const c = await cluster();
-  await c.setCounter(2);
+  await Deno.writeTextFile(c.stateFile, c.counterLine(2, undefined, 0)); // passing, window 2 steps wide
   const plain = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     () => new Response("2026-11-25T12:00:00Z hi\n"),
@@ -206,7 +206,7 @@ Deno.test("a plain-HTTP port, and a TLS alert, are errors that say what to fix, 
     doctor.stdout,
     /^✗ API server does not speak TLS as expected: .*a plain-HTTP port\?/m,
   );
-  assert.equal(await c.counter(), c.counterLine(2, undefined, 4));
+  assert.equal(await c.counter(), c.counterLine(2, undefined, 2, { errors: 2 }));
   alert.close();
   await alerting;
   await plain.shutdown();
@@ -770,7 +770,7 @@ Deno.test("a 1 KB brotli answer that inflates to 300 MB: asked for identity, nev
   const normal = await measured(c);
   assert.equal(normal.code, 0);
   assert.equal(c.server.seen.at(-1)!.acceptEncoding, "identity", "the request asks for identity");
-  await c.setCounter(2);
+  await Deno.writeTextFile(c.stateFile, c.counterLine(2, undefined, 0)); // passing, window 2 steps wide
   const bomb = brotliCompressSync(new Uint8Array(300_000_000).fill(97));
   assert.ok(bomb.length < 1024, `${bomb.length} bytes`);
   c.server.override = {
@@ -781,7 +781,7 @@ Deno.test("a 1 KB brotli answer that inflates to 300 MB: asked for identity, nev
   const hostile = await measured(c);
   assert.equal(hostile.code, 2);
   assert.match(hostile.stdout, /^error: answer is not a container log \(content-encoding br\)/);
-  assert.equal(await c.counter(), c.counterLine(2, undefined, 3));
+  assert.equal(await c.counter(), c.counterLine(2, undefined, 1, { errors: 1 }));
   assert.equal(c.server.seen.at(-1)!.acceptEncoding, "identity");
   assert.ok(
     hostile.rssMiB < normal.rssMiB * 1.25,
