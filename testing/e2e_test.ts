@@ -391,10 +391,11 @@ Deno.test({
     await t.step("kubectl auth can-i: the binding is as narrow as the README says", async () => {
       const can = async (...args: string[]) =>
         (await cp.kubectl(["auth", "can-i", `--as=${ACCOUNT}`, "-n", NS, ...args])).stdout.trim();
+      // `can-i get pods/log` would ask about a pod named "log": the subresource is a flag.
       const answers = {
-        "get pods/log": await can("get", "pods/log"),
+        "get pods/log": await can("get", "pods", "--subresource=log"),
         "get pods": await can("get", "pods"),
-        "list pods/log": await can("list", "pods/log"),
+        "list pods/log": await can("list", "pods", "--subresource=log"),
         "create pods/exec": await can("create", "pods/exec"),
         "get configmaps": await can("get", "configmaps"),
       };
@@ -407,7 +408,8 @@ Deno.test({
         "-n",
         "default",
         "get",
-        "pods/log",
+        "pods",
+        "--subresource=log",
       ]);
       recordText(
         Object.entries(answers).map(([k, v]) => `${k}: ${v}`).join("\n") +
@@ -426,7 +428,16 @@ Deno.test({
 
     await t.step("a second workload's binding leaves the first one's in place", async () => {
       const canWorker = async () =>
-        (await cp.kubectl(["auth", "can-i", `--as=${ACCOUNT}`, "-n", NS, "get", "pods/log"]))
+        (await cp.kubectl([
+          "auth",
+          "can-i",
+          `--as=${ACCOUNT}`,
+          "-n",
+          NS,
+          "get",
+          "pods",
+          "--subresource=log",
+        ]))
           .stdout.trim();
       // Today's examples/dedicated-account as the second workload, as its comment says.
       const second = await cp.kubectl([
@@ -465,7 +476,8 @@ Deno.test({
         "-n",
         NS,
         "get",
-        "pods/log",
+        "pods",
+        "--subresource=log",
       ]);
       assert.equal(second2.stdout.trim(), "yes");
       recordText("worker: yes; log-probe: yes", "second binding under its own name");

@@ -37,11 +37,12 @@ build() {
   tmp=$(mktemp -d "$out.tmp-XXXXXX")
   started=$(date +%s)
   echo "controlplane: building kube-apiserver, etcd and node into $out (first time: long)" >&2
-  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -o "$tmp/" \
+  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver ./etcd ./node) >&2
   echo "controlplane: built in $(($(date +%s) - started))s" >&2
   rm -rf "$out"
   mv "$tmp" "$out"
+  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -exec rm -rf {} + # older builds
   echo "$out"
 }
 

@@ -21,8 +21,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/cri-client/pkg/logs"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	_ "k8s.io/kubernetes/pkg/apis/core/install" // PodLogOptions from query parameters, as in the kubelet
 )
 
 func main() {
@@ -67,7 +68,7 @@ func containerLogs(w http.ResponseWriter, r *http.Request, root string) {
 		}
 	}
 	apiOpts := &v1.PodLogOptions{}
-	if err := scheme.ParameterCodec.DecodeParameters(query, v1.SchemeGroupVersion, apiOpts); err != nil {
+	if err := legacyscheme.ParameterCodec.DecodeParameters(query, v1.SchemeGroupVersion, apiOpts); err != nil {
 		writeError(w, http.StatusBadRequest, `{"message": "Unable to decode query."}`)
 		return
 	}
