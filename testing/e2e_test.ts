@@ -739,7 +739,7 @@ Deno.test({
         target: { apiVersion: "v1", kind: "Node", name: NODE },
       });
       await NodeLogs.create(cp, two);
-      stand.addPod(NS, "worker-two", ["worker", "shipper"]);
+      stand.addPod(NS, "worker-two", ["worker", "shipper"], ["install-deno"]);
       await fresh();
       const result = await probe(["--window=60s"], { POD_NAME: "worker-two" });
       record({
