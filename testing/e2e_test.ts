@@ -7,7 +7,7 @@
  * sandbox (testing/sandbox.sh via {@linkcode KubeletPod}) with a token from the
  * TokenRequest API. Every scenario prints its outcome; the API server's exact
  * answers, next to the stand-in's (testing/apiserver.ts), go to
- * `$TMPDIR/log-probe-e2e-recorded.md` (kept in testing/e2e-recorded.md).
+ * `/tmp/log-probe-e2e-recorded.md` (kept in testing/e2e-recorded.md).
  *
  * Run with `deno task e2e` (root, unshare, kubectl, openssl, go on first run).
  *
@@ -793,7 +793,7 @@ Deno.test({
     const text = `# log-probe e2e: recorded ${
       new Date().toISOString()
     } in ${seconds}s\n\n${markdown()}\n`;
-    await Deno.writeTextFile(`${Deno.env.get("TMPDIR") ?? "/tmp"}/log-probe-e2e-recorded.md`, text);
+    await Deno.writeTextFile("/tmp/log-probe-e2e-recorded.md", text);
     console.log(text);
     await stand.close();
     await pod?.close();
