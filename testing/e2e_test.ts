@@ -598,6 +598,17 @@ Deno.test({
           standIn: "same",
           probe: second,
         });
+        await fresh();
+        record({
+          scenario: "rotated, not reopened, with --ignore=^heartbeat",
+          real: await cp.logs(
+            token,
+            worker.metadata.name,
+            "sinceSeconds=60&tailLines=300&timestamps=true&limitBytes=262144",
+          ),
+          standIn: "the same 400",
+          probe: await probe(["--window=60s", "--ignore=^heartbeat"]),
+        });
         await logs.reopen("worker");
         stand.reopen(standPod, "worker");
       },
