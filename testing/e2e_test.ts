@@ -279,18 +279,16 @@ function recordText(text: string, scenario: string): void {
 }
 
 function markdown(): string {
-  const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, "<br>");
   const show = (a: Answer | string) =>
-    typeof a === "string" ? a : `${a.status} \`${cell(JSON.stringify(a.message))}\``;
-  return [
-    "| scenario | real API server | stand-in | probe |",
-    "|---|---|---|---|",
-    ...rows.map((r) =>
-      `| ${cell(r.scenario)} | ${show(r.real)} | ${show(r.standIn)} | ${
-        r.probe ? `exit ${r.probe.code}: \`${cell(r.probe.line)}\`` : ""
-      } |`
-    ),
-  ].join("\n");
+    typeof a === "string" ? a : `${a.status} \`${JSON.stringify(a.message)}\``;
+  return rows.map((r) =>
+    [
+      `- **${r.scenario}**`,
+      `  - real: ${show(r.real)}`,
+      `  - stand-in: ${show(r.standIn)}`,
+      ...r.probe ? [`  - probe: exit ${r.probe.code}: \`${r.probe.line}\``] : [],
+    ].join("\n")
+  ).join("\n");
 }
 
 Deno.test({
