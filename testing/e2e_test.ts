@@ -125,10 +125,7 @@ class ControlPlane {
 
   /** `kubectl` as the cluster's admin. */
   kubectl(args: string[], stdin?: string) {
-    return run("kubectl", ["--kubeconfig", `${this.dir}/kubeconfig`, ...args], {
-      stdin,
-      env: { KUBECTL_KUSTOMIZE_PLUGINS: "" },
-    });
+    return run("kubectl", ["--kubeconfig", `${this.dir}/kubeconfig`, ...args], { stdin });
   }
 
   /** A JSON request as the cluster's admin (client certificate in system:masters). */
@@ -405,7 +402,7 @@ Deno.test({
         "get pods/log": await can("get", "pods", "--subresource=log"),
         "get pods": await can("get", "pods"),
         "list pods/log": await can("list", "pods", "--subresource=log"),
-        "create pods/exec": await can("create", "pods/exec"),
+        "create pods/exec": await can("create", "pods", "--subresource=exec"),
         "get configmaps": await can("get", "configmaps"),
       };
       const other = await run("kubectl", [
