@@ -604,6 +604,11 @@ Deno.test({
           standIn: "same",
           probe: second,
         });
+        const kubectlLogs = await cp.kubectl(["logs", worker.metadata.name, "-n", NS]);
+        recordText(
+          `exit ${kubectlLogs.code}\nstdout: ${kubectlLogs.stdout}\nstderr: ${kubectlLogs.stderr}`,
+          "rotated, not reopened: kubectl logs (as the admin)",
+        );
         await fresh();
         record({
           scenario: "rotated, not reopened, with --ignore=^heartbeat",
