@@ -682,7 +682,8 @@ Deno.test("readLogs in the test server: tail, then since, then limitBytes, with 
   assert.equal(text("sinceSeconds=60"), "new\npartial\n");
   assert.equal(
     text("sinceSeconds=60&timestamps=true&tailLines=3"),
-    "2026-11-25T11:59:30Z new\n2026-11-25T11:59:50Z partial\n",
+    // The kubelet's prefix is fixed-width (cri-client RFC3339NanoFixed).
+    "2026-11-25T11:59:30.000000000Z new\n2026-11-25T11:59:50.000000000Z partial\n",
   );
   assert.equal(text("tailLines=1&sinceSeconds=5"), "");
   assert.equal(text("limitBytes=5"), "old\nn");
@@ -694,7 +695,7 @@ Deno.test("readLogs in the test server: tail, then since, then limitBytes, with 
   const decoded = (query: string) =>
     new TextDecoder().decode(readLogs(split, new URLSearchParams(query), now));
   assert.equal(decoded("sinceSeconds=20&timestamps=true"), "ial\n");
-  assert.equal(decoded("tailLines=1&timestamps=true"), "2026-11-25T11:59:50Z ial\n");
+  assert.equal(decoded("tailLines=1&timestamps=true"), "2026-11-25T11:59:50.000000000Z ial\n");
 });
 
 // ---------------------------------------------------------------------------

@@ -22,6 +22,8 @@ export interface Pod {
   namespace: string;
   name: string;
   containers: Map<string, LogRecord[]>;
+  /** Init containers' names: listed first when a container name is missing. */
+  initContainers?: string[];
 }
 
 /** What the server saw of one request. */
@@ -137,6 +139,15 @@ export function rfc3339Nano(ms: number): string {
   return new Date(ms).toISOString().replace(/\.?0*Z$/, "Z");
 }
 
+/**
+ * The timestamp the kubelet prefixes: `RFC3339NanoFixed` (cri-client
+ * `pkg/logs/logs.go`, `timeFormatOut`), always nine digits of fraction, so the
+ * prefix is 31 bytes in UTC. Seen against the real ReadLogs (testing/e2e-recorded.md).
+ */
+export function kubeletTimestamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/Z$/, "000000Z");
+}
+
 function status(code: number, reason: string, message: string): Override {
   return {
     status: code,
@@ -160,7 +171,8 @@ function status(code: number, reason: string, message: string): Override {
  * timestamp when asked, cut at `limitBytes`. Only a record that starts a line
  * gets the prefix, and a record skipped by `since` still ends or continues its
  * line (`isNewLine` is updated for every parsed record), so the rest of a split
- * line whose first part is too old arrives bare.
+ * line whose first part is too old arrives bare. The timestamp is
+ * {@linkcode kubeletTimestamp}'s, fixed width.
  */
 export function readLogs(
   records: LogRecord[],
@@ -187,7 +199,7 @@ export function readLogs(
     const prefixed = startOfLine;
     startOfLine = !record.partial;
     if (record.at < since) continue;
-    const prefix = timestamps && prefixed ? `${rfc3339Nano(record.at)} ` : "";
+    const prefix = timestamps && prefixed ? `${kubeletTimestamp(record.at)} ` : "";
     const newline = record.partial ? "" : "\n";
     const piece = typeof record.text === "string"
       ? encoder.encode(prefix + record.text + newline)
@@ -249,8 +261,13 @@ export class FakeApiServer {
   }
 
   /** Adds a pod whose containers have empty logs. */
-  addPod(namespace: string, name: string, containers = ["app"]): Pod {
-    const pod = { namespace, name, containers: new Map() };
+  addPod(
+    namespace: string,
+    name: string,
+    containers = ["app"],
+    initContainers: string[] = [],
+  ): Pod {
+    const pod = { namespace, name, containers: new Map(), initContainers };
     for (const container of containers) pod.containers.set(container, []);
     this.pods.set(`${namespace}/${name}`, pod);
     return pod;
@@ -273,9 +290,11 @@ export class FakeApiServer {
    * (`pkg/kubelet/logs/container_log_manager.go`): the file is renamed, and
    * `pods/log` reads only the current one, which starts empty. Until
    * {@linkcode FakeApiServer.reopen}, there is no current file: the kubelet's
-   * `ReadLogs` fails and `pkg/kubelet/server/server.go` answers 400 with its
-   * error, which the API server passes on as a `BadRequest` Status
-   * (`apiserver/pkg/registry/generic/rest/response_checker.go`).
+   * `ReadLogs` fails. The kubelet's `GetKubeletContainerLogs`
+   * (`pkg/kubelet/kubelet_pods.go`, 1.37) has already written zero bytes through a flushing
+   * writer, which commits a 200, so `pkg/kubelet/server/server.go`'s 400 only appends the
+   * error's text, and the API server passes 200 text/plain with that body on
+   * (testing/e2e-recorded.md).
    */
   rotate(pod: Pod, container = "app", reopened = true): void {
     pod.containers.set(container, []);
@@ -399,11 +418,13 @@ export class FakeApiServer {
     let container = query.get("container");
     if (container === null) {
       if (pod.containers.size > 1) {
+        // pkg/registry/core/pod/strategy.go validateContainer: podutil.VisitContainers
+        // lists init containers first, then containers (seen in testing/e2e-recorded.md).
         return status(
           400,
           "BadRequest",
           `a container name must be specified for pod ${name}, choose one of: [${
-            [...pod.containers.keys()].join(" ")
+            [...pod.initContainers ?? [], ...pod.containers.keys()].join(" ")
           }]`,
         );
       }
@@ -418,12 +439,14 @@ export class FakeApiServer {
       );
     }
     if (this.#rotating.has(`${namespace}/${name}/${container}`)) {
+      // 200 and the error's text as the body, as Kubernetes 1.37 sends it (see rotate); before
+      // that kubelets answered 400 with the same text (probe_test.ts tests both).
       const path = `/var/log/pods/${namespace}_${name}_0f0e/${container}/0.log`;
-      return status(
-        400,
-        "BadRequest",
-        `failed to try resolving symlinks in path "${path}": lstat ${path}: no such file or directory`,
-      );
+      return {
+        status: 200,
+        body:
+          `failed to try resolving symlinks in path "${path}": lstat ${path}: no such file or directory`,
+      };
     }
     return { status: 200, body: readLogs(records, query, this.now) };
   }
