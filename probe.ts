@@ -1133,13 +1133,18 @@ export function decide(
     failing: state.failing ?? false,
     unreadable: state.unreadable,
   };
-  return outcome.verdict === "error" && outcome.code !== 0
+  if (outcome.code === 0) return kept;
+  return outcome.verdict === "error"
     ? {
       ...kept,
       code: 0,
       message: `${outcome.message}; not counted: the check before was this period's`,
     }
-    : kept;
+    : {
+      ...kept,
+      message:
+        `${outcome.message}; counted by this period's check before (two probes on one counter, or --period above periodSeconds?)`,
+    };
 }
 
 function decideCounted(

@@ -1185,8 +1185,63 @@ Deno.test("decide: a second probe's check in the same period gives its verdict, 
   assert.deepEqual([first.code, first.silentChecks, first.failures], [1, 5, 5]);
   const second = decide(quiet, { ...state, counted: false }, options);
   assert.deepEqual([second.code, second.silentChecks, second.failures], [1, 4, 4]);
+  assert.match(second.message, /counted by this period's check before \(two probes on one counter/);
   // A misconfiguration seen by the second probe: its exit follows the failures, unrecorded.
   const error: Evidence = { kind: "misconfigured", why: "forbidden" };
   const last = decide(error, { ...state, failures: 14, counted: false }, options);
   assert.deepEqual([last.code, last.failures], [0, 14]);
+});
+
+/** Plays the kubelet over a sequence of evidence with decide: every exit, and the restart. */
+function kubelet(
+  sequence: Array<Evidence & { counted?: boolean }>,
+  threshold: number,
+  start: Partial<CheckState> = {},
+): { codes: string; restartAt?: number } {
+  const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: threshold };
+  let state: CheckState = { silentChecks: 0, failures: 0, now: 0, ...start };
+  let codes = "";
+  let run = 0;
+  for (const [i, { counted, ...evidence }] of sequence.entries()) {
+    const now = (state.now || Date.parse("2026-11-25T12:00:00Z")) + 60_000;
+    const outcome = decide(evidence as Evidence, { ...state, now, counted }, options);
+    codes += outcome.code;
+    run = outcome.code === 0 ? 0 : run + 1;
+    if (run === threshold) return { codes, restartAt: i };
+    state = { ...outcome, now };
+  }
+  return { codes };
+}
+
+const repeat = <T>(n: number, item: T): T[] => Array.from({ length: n }, () => item);
+
+Deno.test("decide over a life: errors never make a restart, and never prevent one", () => {
+  const error: Evidence = { kind: "misconfigured", why: "forbidden" };
+  const lost: Evidence = { kind: "lost", why: "refused" };
+  const quiet: Evidence = { kind: "quiet" };
+  const old = { lastOutput: "2026-11-25T10:00:00.000Z" };
+  // A misconfiguration, then an outage: the container last seen alive is never failed.
+  const outage = kubelet([...repeat(5, error), ...repeat(12, lost)], 15, old);
+  assert.equal(outage.codes, "22222000000000000");
+  assert.equal(outage.restartAt, undefined);
+  // A misconfiguration alone: 14 failures, a pass, for ever.
+  const forever = kubelet(repeat(200, error), 15);
+  assert.equal(forever.restartAt, undefined);
+  assert.equal(forever.codes.slice(0, 16), "2222222222222202");
+  // Silence and errors taking turns (an API server replica that answers 401): the errors are
+  // blind, as an outage is, so the streak goes on and a hung container is restarted, whatever
+  // the threshold's parity.
+  for (const threshold of [14, 15, 16]) {
+    const turns = kubelet(repeat(100, [quiet, error]).flat(), threshold, {
+      lastOutput: "2026-11-24T12:00:00.000Z", // a day before: no window reaches back to it
+    });
+    assert.equal(turns.restartAt, threshold - 1, `threshold ${threshold}: ${turns.codes}`);
+  }
+  // Errors, then silence: the restart waits for 15 silent checks of its own.
+  const after = kubelet([...repeat(5, error), ...repeat(40, quiet)], 15, old);
+  assert.ok(after.restartAt! >= 5 + 15, after.codes);
+  // Two probes on one counter, or --period twice periodSeconds: a check that does not count
+  // never fails for an error.
+  const shared = kubelet(repeat(100, [error, { ...error, counted: false }]).flat(), 15);
+  assert.equal(shared.restartAt, undefined, shared.codes);
 });
