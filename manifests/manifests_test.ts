@@ -479,7 +479,9 @@ Deno.test({
       assert.match(
         state,
         new RegExp(
-          `^3 \\d+:\\d+:[0-9a-z]+ ${new Date(start + lastLine * 1000).toISOString()} 3 - \\S+ 0\n$`,
+          `^3 \\d+:\\d+:[0-9a-z]+ ${
+            new Date(start + lastLine * 1000).toISOString()
+          } 3 - \\S+ 2 0\n$`,
         ),
       );
       await pod.restart();

@@ -809,6 +809,44 @@ Deno.test({
         }
       }
     });
+
+    await t.step(
+      "uninstall as the README says: the workload's binding, then the release",
+      async () => {
+        // README "Uninstall", with this repository's root standing for the release's folder.
+        const binding = await cp.kubectl(["delete", "-n", NS, "rolebinding", "log-probe-worker"]);
+        const release = await cp.kubectl(["delete", "-n", NS, "-k", ROOT]);
+        const older = await cp.kubectl([
+          "delete",
+          "-n",
+          NS,
+          "configmap",
+          "-l",
+          "app.kubernetes.io/name=log-probe",
+        ]);
+        const left = await cp.kubectl([
+          "get",
+          "-n",
+          NS,
+          "role,rolebinding,configmap",
+          "-l",
+          "app.kubernetes.io/name=log-probe",
+          "-o",
+          "name",
+        ]);
+        recordText(
+          [binding, release, older, left].map((r) => `exit ${r.code}: ${r.stdout.trim()}`).join(
+            "\n",
+          ),
+          "uninstall: kubectl delete rolebinding, then -k the release, then older releases",
+        );
+        assert.equal(binding.code, 0, binding.stderr);
+        assert.equal(release.code, 0, release.stderr);
+        assert.match(release.stdout, /role.rbac.authorization.k8s.io "log-probe" deleted/);
+        assert.equal(older.code, 0, older.stderr);
+        assert.equal(left.stdout.trim(), "", "nothing of log-probe is left");
+      },
+    );
   } finally {
     const seconds = Math.round((performance.now() - started) / 1000);
     const text = `# log-probe e2e: recorded ${
