@@ -233,7 +233,7 @@ function podFrom(deployment: Manifest, name: string, spec?: Manifest): Manifest 
 
 /** The probe's request for `--window W` with no patterns, as probe.ts builds it. */
 const query = (since: number) => `sinceSeconds=${since}&tailLines=1&timestamps=true&limitBytes=64`;
-/** The same with `--ignore` (probe.ts defaults: `--tail 300`, `--limit-bytes 262144`). */
+/** A tail of 300 lines, 256 KiB (what 0.2.0 asked with `--ignore`), to record the answer. */
 const patternQuery = (since: number) =>
   `sinceSeconds=${since}&tailLines=300&timestamps=true&limitBytes=262144`;
 
@@ -391,6 +391,77 @@ Deno.test({
         });
         worker = await cp.api("GET", `/api/v1/namespaces/${NS}/pods/${pod.podName}`);
         assert.equal(worker.spec.nodeName, NODE);
+      },
+    );
+
+    await t.step(
+      "the adoption test's foreign workloads, applied as their owners would: admitted, both bound",
+      async () => {
+        // manifests/testdata/adoption: namespace "billing" (restricted, a quota on limits), the
+        // release, then two Deployments of other names, users and resources with the component.
+        const adoption = `${ROOT}manifests/testdata/adoption`;
+        const steps = [
+          ["apply", "-k", `${adoption}/namespace`],
+          ["apply", "-n", "billing", "-k", ROOT],
+          ["apply", "-k", `${adoption}/billing-sync`],
+          ["apply", "-k", `${adoption}/report-export`],
+        ];
+        for (const args of steps) {
+          const applied = await cp.kubectl(args);
+          recordText(
+            `exit ${applied.code}\n${applied.stdout}${applied.stderr}`,
+            `kubectl ${args.join(" ")}`,
+          );
+          assert.equal(applied.code, 0, applied.stderr);
+          if (args.includes(`${adoption}/namespace`)) {
+            const quota = await cp.api("GET", "/api/v1/namespaces/billing/resourcequotas/compute");
+            const hard = quota.spec.hard;
+            await cp.api(
+              "PATCH",
+              "/api/v1/namespaces/billing/resourcequotas/compute/status",
+              {
+                status: {
+                  hard,
+                  used: Object.fromEntries(Object.keys(hard).map((k) => [k, "0"])),
+                },
+              },
+              "application/merge-patch+json",
+            );
+          }
+        }
+        for (const workload of ["billing-sync", "report-export"]) {
+          const rendered = await render(`manifests/testdata/adoption/${workload}`);
+          const foreign = rendered.find((m) => m.kind === "Deployment");
+          const created = await cp.kubectl(
+            ["create", "-f", "-", "-o", "name"],
+            JSON.stringify({
+              ...podFrom(foreign, `${workload}-0`),
+              metadata: {
+                name: `${workload}-0`,
+                namespace: "billing",
+                labels: foreign.spec.template.metadata.labels,
+              },
+            }),
+          );
+          const account = foreign.spec.template.spec.serviceAccountName;
+          const can = await cp.kubectl([
+            "auth",
+            "can-i",
+            "get",
+            "pods",
+            "--subresource=log",
+            "-n",
+            "billing",
+            `--as=system:serviceaccount:billing:${account}`,
+          ]);
+          recordText(
+            `exit ${created.code}: ${(created.stdout + created.stderr).trim()}\n` +
+              `${account} may get pods/log: ${can.stdout.trim()}`,
+            `Pod from ${workload}'s template in billing`,
+          );
+          assert.equal(created.code, 0, created.stderr);
+          assert.equal(can.stdout.trim(), "yes");
+        }
       },
     );
 
