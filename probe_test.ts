@@ -8,11 +8,13 @@ import {
   counts,
   decide,
   type Evidence,
+  evidenceOf,
   formatCounter,
   formatDuration,
   HELP,
   judge,
   LIMIT_BYTES,
+  LogScanner,
   logUrl,
   MAX_LINE,
   oneLine,
@@ -21,8 +23,10 @@ import {
   parseCounter,
   parseDuration,
   type PlanOptions,
+  remember,
   renderPlan,
   resolveTarget,
+  scanLog,
   simulate,
   type Target,
   utc,
@@ -1244,4 +1248,100 @@ Deno.test("decide over a life: errors never make a restart, and never prevent on
   // never fails for an error.
   const shared = kubelet(repeat(100, [error, { ...error, counted: false }]).flat(), 15);
   assert.equal(shared.restartAt, undefined, shared.codes);
+});
+
+Deno.test("checkQuery: a check with patterns reads from 2 s before the last read, within an hour or the window", () => {
+  const now = Date.parse("2026-11-25T12:00:00Z");
+  const lines = { ...ANY_LINE, match: [/job/] };
+  const at = (seconds: number) => utc(now + seconds * 1000);
+  const from = (window: number, seenUntil: string) => checkQuery(window, lines, { now, seenUntil });
+  assert.equal(from(180, "2026-11-25T11:59:00.500Z").sinceTime, "2026-11-25T11:58:58Z");
+  assert.equal(from(60, at(-1800)).sinceTime, "2026-11-25T11:29:58Z", "behind, caught up");
+  assert.equal(from(60, at(-3598)).sinceTime, "2026-11-25T11:00:00Z", "an hour back, at most");
+  assert.deepEqual(from(60, at(-3599)), { sinceSeconds: 60, limitBytes: 262144 });
+  assert.equal(from(7200, at(-5000)).sinceTime, "2026-11-25T10:36:38Z", "a window over an hour");
+  assert.equal(from(60, at(2)).sinceTime, "2026-11-25T12:00:00Z");
+  assert.deepEqual(from(60, at(10)), { sinceSeconds: 60, limitBytes: 262144 }, "from the future");
+});
+
+Deno.test("LogScanner: CRLF, the deadline, a bare piece without since, ties, cut and unfinished lines", () => {
+  const job = { ...ANY_LINE, match: [/job( \d)?$/] };
+  assert.equal(scanLog("2026-11-25T12:00:00Z job\r\n", job).newest?.text, "job");
+  const late = scanLog("2026-11-25T12:00:00Z a\n".repeat(3), {
+    ...ANY_LINE,
+    match: [/x/],
+    deadline: performance.now() - 1,
+  });
+  assert.deepEqual([late.outOfTime, late.lines], [true, 1]);
+  const bare = scanLog("job 1\n2026-11-25T12:00:00Z other\n", job);
+  assert.equal(bare.newest, undefined, "no since: no split line's rest");
+  const tie = scanLog("2026-11-25T12:00:00Z job 1\n2026-11-25T12:00:00Z job 2\n", job);
+  assert.equal(tie.newest?.text, "job 2", "the later of two lines with one stamp");
+  assert.equal(
+    scanLog("2026-11-25T12:00:05Z x\n", ANY_LINE).judgedUntil,
+    Date.parse("2026-11-25T12:00:05Z"),
+  );
+  // A last line without its newline: judged unless the answer was cut there; a cut line whose
+  // tested characters all arrived is judged too.
+  assert.equal(scanLog("2026-11-25T12:00:00Z job 2", job).newest?.text, "job 2");
+  assert.equal(scanLog("2026-11-25T12:00:00Z job 2", job, { cut: true }).newest, undefined);
+  const long = new LogScanner({ ...ANY_LINE, match: [/^job/] });
+  long.push(`2026-11-25T12:00:00Z job ${"x".repeat(5000)}`);
+  assert.ok(long.end(true).newest, "cut, but its first 4096 characters arrived");
+});
+
+Deno.test("evidenceOf: 408 is lost; a cut answer's unfinished line is not judged; the window's edge", () => {
+  const job = { ...ANY_LINE, match: [/job/] };
+  assert.equal(evidenceOf({ status: 408, body: "{}", bytes: 2 }, job, TARGET).kind, "lost");
+  const body = "2026-11-25T12:00:00Z other\n2026-11-25T12:00:01Z job";
+  const cut = { status: 200, body, bytes: body.length, limit: body.length, type: "text/plain" };
+  assert.equal(evidenceOf(cut, job, TARGET).kind, "quiet");
+  const edge = Date.parse("2026-11-25T12:00:00Z");
+  const scan = { lines: 1, stamped: 1, bytes: 40, newest: { at: edge, text: "job" } };
+  const answer = { status: 200, body: "", bytes: 40, type: "text/plain", scan };
+  assert.deepEqual(evidenceOf(answer, job, TARGET, { since: edge - 5000, windowStart: edge }), {
+    kind: "output",
+    at: edge,
+  });
+  assert.deepEqual(
+    evidenceOf(answer, job, TARGET, { since: edge - 5000, windowStart: edge + 1 }),
+    { kind: "quiet", seen: edge },
+  );
+});
+
+Deno.test("decide and remember at their edges", () => {
+  const now = Date.parse("2026-11-25T12:00:00Z");
+  const options = { ...TRIANGULAR, ...ANY_LINE };
+  const quiet: Evidence = { kind: "quiet" };
+  const error = decide({ kind: "misconfigured", why: "x" }, { silentChecks: 0, now }, options);
+  assert.deepEqual([error.code, error.failures], [2, 1], "without --failure-threshold: 2");
+  const at = (s: number) => utc(now + s * 1000);
+  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(-60), now }, options).code, 0);
+  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(-61), now }, options).code, 1);
+  const ahead = decide(quiet, { silentChecks: 0, lastOutput: at(30), now }, options);
+  assert.match(ahead.message, /^alive: output 0s ago/);
+  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(60), now }, options).code, 0);
+  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(61), now }, options).code, 1);
+  const older = decide({ kind: "output", at: now - 30_000 }, {
+    silentChecks: 0,
+    lastOutput: at(-10),
+    now,
+  }, options);
+  assert.equal(older.lastOutput, at(-10), "an older line never replaces a newer one");
+  const second = { silentChecks: 0, failing: true, now, counted: false };
+  assert.equal(decide(quiet, second, options).failures, 1);
+  const pass = decide({ kind: "output", at: now }, { ...second, failing: false }, options);
+  assert.equal(pass.message, "alive: output in the last 60s");
+  assert.equal(remember("2026-11-25T12:00:00Z", now, now + 1000), "2026-11-25T12:00:00Z");
+  assert.equal(remember(undefined, NaN, now), undefined);
+});
+
+Deno.test("parseCounter and formatCounter at their edges", () => {
+  assert.equal(parseCounter("0 1:2 - 1 - - 2 5\n", "1:2").errors, 1, "never more than failures");
+  assert.equal(parseCounter("0 1:2 - fail\n", "1:2").failures, 1);
+  assert.equal(parseCounter("7 1:1:x - 7 - - 2 0\n", "-").silentChecks, 7, "no instance: kept");
+  assert.equal(
+    formatCounter({ silentChecks: 0, instance: "-", failures: 123456, errors: 123456 }),
+    "0 - - 9999 - - 0 9999\n",
+  );
 });
