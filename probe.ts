@@ -1077,6 +1077,19 @@ export function evidenceOf(
   return misconfigured(`API server answered ${status}: ${message}`);
 }
 
+/** What the decision needs besides the evidence and the counter: the window, lines, policies. */
+export type DecisionOptions = WindowOptions & LineOptions & {
+  onApiError?: ApiErrorMode;
+  failureThreshold?: number;
+};
+
+/** The counts a state holds, with what older counters left out derived in one place. */
+function countsOf(state: CheckState): { failures: number; errors: number; failing: boolean } {
+  const failures = state.failures ?? (state.failing ? 1 : 0);
+  const errors = state.errors ?? 0;
+  return { failures, errors, failing: state.failing ?? failures > errors };
+}
+
 /** What a check leaves for the next: the counts and the last result that saw the log. */
 interface Next {
   silentChecks: number;
@@ -1116,10 +1129,7 @@ interface Next {
 export function decide(
   evidence: Evidence,
   state: CheckState,
-  options: WindowOptions & LineOptions & {
-    onApiError?: ApiErrorMode;
-    failureThreshold?: number;
-  },
+  options: DecisionOptions,
 ): Outcome {
   const outcome = decideCounted(evidence, state, options);
   if (state.counted ?? true) return outcome;
@@ -1128,9 +1138,7 @@ export function decide(
   const kept = {
     ...outcome,
     silentChecks: state.silentChecks,
-    failures: state.failures ?? (state.failing ? 1 : 0),
-    errors: state.errors ?? 0,
-    failing: state.failing ?? false,
+    ...countsOf(state),
     unreadable: state.unreadable,
   };
   if (outcome.code === 0) return kept;
@@ -1150,15 +1158,10 @@ export function decide(
 function decideCounted(
   evidence: Evidence,
   state: CheckState,
-  options: WindowOptions & LineOptions & {
-    onApiError?: ApiErrorMode;
-    failureThreshold?: number;
-  },
+  options: DecisionOptions,
 ): Outcome {
   const { silentChecks } = state;
-  const failures = state.failures ?? (state.failing ? 1 : 0);
-  const errors = state.errors ?? 0;
-  const failing = state.failing ?? failures > errors;
+  const { failures, errors, failing } = countsOf(state);
   const window = windowFor(silentChecks, options);
   const output = filtering(options) ? "matching output" : "output";
   // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
@@ -1301,10 +1304,7 @@ function decideCounted(
 export function judge(
   answer: Answer,
   state: CheckState,
-  options: WindowOptions & LineOptions & {
-    onApiError?: ApiErrorMode;
-    failureThreshold?: number;
-  },
+  options: DecisionOptions,
   target: Target,
 ): Outcome {
   const window = windowFor(state.silentChecks, options);
@@ -1868,10 +1868,10 @@ function targetOf(options: CheckOptions): Target {
 }
 
 /** Whether a check counts: not a second probe's check on the same counter in the same period. */
-function countsNow(counter: Counter, options: CheckOptions, now: number): boolean {
-  if (options.period === undefined || counter.countedAt === undefined) return true;
+function countsNow(counter: Counter, period: number | undefined, now: number): boolean {
+  if (period === undefined || counter.countedAt === undefined) return true;
   const since = now - Date.parse(counter.countedAt);
-  return since < 0 || since >= options.period * 750;
+  return since < 0 || since >= period * 750;
 }
 
 /**
@@ -1882,14 +1882,13 @@ function countsNow(counter: Counter, options: CheckOptions, now: number): boolea
 async function lookAtWindow(
   target: Target,
   options: CheckOptions,
-  counter: Counter,
+  state: CheckState,
   credentials: Credentials,
   signal: AbortSignal,
   deadline: number,
 ): Promise<{ outcome: Outcome; seenUntil?: string }> {
-  const now = Date.now();
-  const state: CheckState = { ...counter, now, counted: countsNow(counter, options, now) };
-  const window = windowFor(counter.silentChecks, options);
+  const { now } = state;
+  const window = windowFor(state.silentChecks, options);
   const query = checkQuery(window, options, state);
   const from = filtering(options) ? readFrom(window, state) : undefined;
   const windowStart = now - window * 1000;
@@ -1943,9 +1942,9 @@ async function lookAtWindow(
   const answered = "status" in answer && answer.status === 200 && filtering(options);
   // Lines not judged before the deadline are read again by the next check.
   const judged = scan?.outOfTime
-    ? (scan.judgedUntil === undefined ? counter.seenUntil : utc(scan.judgedUntil))
+    ? (scan.judgedUntil === undefined ? state.seenUntil : utc(scan.judgedUntil))
     : utc(now);
-  return { outcome, seenUntil: answered ? judged : counter.seenUntil };
+  return { outcome, seenUntil: answered ? judged : state.seenUntil };
 }
 
 /**
@@ -2045,6 +2044,10 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     Math.min(200, options.timeout * 100);
   const signal = AbortSignal.timeout(options.timeout * 1000);
   const now = Date.now();
+  // One clock reading and one answer to "does this check count" for the read, the decision
+  // and the counter it leaves, whichever way the check ends.
+  const counted = countsNow(counter, options.period, now);
+  const state: CheckState = { ...counter, now, counted };
   let outcome: Outcome;
   let seenUntil = counter.seenUntil;
   let credentials: Credentials | undefined;
@@ -2058,7 +2061,7 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     ({ outcome, seenUntil } = await lookAtWindow(
       target,
       options,
-      counter,
+      state,
       credentials,
       signal,
       deadline,
@@ -2076,13 +2079,12 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    outcome = decide({ kind: "misconfigured", why: error.message }, { ...counter, now }, options);
+    outcome = decide({ kind: "misconfigured", why: error.message }, state, options);
   } finally {
     credentials?.client.close();
   }
   const notes = counter.note ? [counter.note] : [];
   if (!proxiesOff) notes.push("warning: HTTPS_PROXY not kept off (add --allow-env=NO_PROXY)");
-  const counted = countsNow(counter, options, now);
   const next: Counter = {
     silentChecks: outcome.silentChecks,
     instance: counter.instance,
@@ -2307,10 +2309,12 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
       }
       const deadline = performance.now() + options.timeout * 1000;
       const counter = loadCounter(options.stateFile, instance);
+      const now = Date.now();
+      const state = { ...counter, now, counted: countsNow(counter, options.period, now) };
       const { outcome } = await lookAtWindow(
         target,
         options,
-        counter,
+        state,
         credentials,
         signal,
         deadline,
@@ -2661,6 +2665,12 @@ function uncheckable(args: string[], said: string): { line: string; code: number
       if (flag === `--${name}` || (short && flag === `-${short}`)) return inline ?? args[i + 1];
     }
   };
+  let period: number | undefined;
+  try {
+    period = parseDuration(value("period") ?? "", "--period");
+  } catch {
+    // no period: every check counts, and one that cannot be counted passes
+  }
   try {
     const named = value("container", "c") ?? env("CONTAINER_NAME");
     const stateFile = value("state-file") || DEFAULTS.stateFile;
@@ -2683,16 +2693,13 @@ function uncheckable(args: string[], said: string): { line: string; code: number
       failureThreshold: Number.isInteger(threshold) && threshold > 0 ? threshold : undefined,
     };
     const misconfigured: Evidence = { kind: "misconfigured", why: said.replace(/^error: /, "") };
-    const outcome = decide(misconfigured, { ...counter, now: Date.now() }, options);
-    saveCounter(path, { ...counter, ...outcome, lastOutput: counter.lastOutput });
+    const now = Date.now();
+    const counted = countsNow(counter, period, now);
+    const outcome = decide(misconfigured, { ...counter, now, counted }, options);
+    const countedAt = period !== undefined && counted ? utc(now) : counter.countedAt;
+    saveCounter(path, { ...counter, ...outcome, lastOutput: counter.lastOutput, countedAt });
     return { line: oneLine(outcome.message), code: outcome.code };
   } catch (error) {
-    let period: number | undefined;
-    try {
-      period = parseDuration(value("period") ?? "", "--period");
-    } catch {
-      // no period: the check passes
-    }
     return {
       line: oneLine(
         `${said}; not counted (${reason(error)}), so the kubelet never restarts for it`,
