@@ -15,6 +15,8 @@ import {
   hasKubectl,
   KubeletPod,
   type Manifest,
+  NO_KUBECTL,
+  NO_SANDBOX,
   only,
   render,
   ROOT,
@@ -24,12 +26,6 @@ import { quotaViolations, restrictedViolations } from "./pod_security.ts";
 
 const FIXTURES = "manifests/testdata/adoption";
 const WORKLOAD = `${FIXTURES}/billing-sync`;
-const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
-const NO_SANDBOX = !hasKubectl
-  ? NO_KUBECTL
-  : canSandbox
-  ? ""
-  : " (skipped: needs root and unshare for a private mount namespace)";
 
 /** The Deployment as its owners wrote it, before log-probe. */
 async function original(): Promise<Manifest> {

@@ -14,6 +14,8 @@ import {
   hasKubectl,
   KubeletPod,
   type Manifest,
+  NO_KUBECTL,
+  NO_SANDBOX,
   only,
   render,
   ROOT,
@@ -29,12 +31,6 @@ const EXAMPLES = [
   "examples/image-volume",
 ];
 const COMPONENT = "components/log-probe";
-const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
-const NO_SANDBOX = !hasKubectl
-  ? NO_KUBECTL
-  : canSandbox
-  ? ""
-  : " (skipped: needs root and unshare for a private mount namespace)";
 
 function workerOf(deployment: Manifest): Manifest {
   return deployment.spec.template.spec.containers[0];

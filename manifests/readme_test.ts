@@ -8,14 +8,16 @@
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
 import { commandOutput } from "../testing/cluster.ts";
-import { canSandbox, hasKubectl, KubeletPod, only, render, ROOT } from "../testing/kubelet.ts";
-
-const NO_KUBECTL = hasKubectl ? "" : " (skipped: kubectl is not installed)";
-const NO_SANDBOX = !hasKubectl
-  ? NO_KUBECTL
-  : canSandbox
-  ? ""
-  : " (skipped: needs root and unshare for a private mount namespace)";
+import {
+  canSandbox,
+  hasKubectl,
+  KubeletPod,
+  NO_KUBECTL,
+  NO_SANDBOX,
+  only,
+  render,
+  ROOT,
+} from "../testing/kubelet.ts";
 
 const README = await Deno.readTextFile(`${ROOT}README.md`);
 

@@ -98,6 +98,15 @@ export const canSandbox: boolean = await succeeds("unshare", [
   "true",
 ]);
 
+/** Added to a test's name when it is skipped for want of `kubectl`: why. */
+export const NO_KUBECTL: string = hasKubectl ? "" : " (skipped: kubectl is not installed)";
+/** Added to a test's name when it is skipped for want of `kubectl` or the sandbox: why. */
+export const NO_SANDBOX: string = !hasKubectl
+  ? NO_KUBECTL
+  : canSandbox
+  ? ""
+  : " (skipped: needs root and unshare for a private mount namespace)";
+
 /**
  * Renders the kustomization in `dir` (relative to the repository's root) with
  * `kubectl kustomize`; throws if it fails or warns.
