@@ -319,11 +319,16 @@ export class KubeletPod {
     return `${this.dir}/emptydir-${name}`;
   }
 
-  /** A container (re)start: a new termination-message file, an empty log; emptyDirs stay. */
-  async restart(): Promise<void> {
+  /**
+   * A container (re)start at `at` on the virtual clock: a new termination-message file, dated
+   * then (the kubelet makes it just before the start, `makeMounts` in
+   * pkg/kubelet/kubelet_pods.go), an empty log; emptyDirs stay.
+   */
+  async restart(at = this.server.now): Promise<void> {
     this.terminationLog = `${this.dir}/termination-log-${this.#restarts++}`;
     await Deno.writeTextFile(this.terminationLog, "");
     await Deno.chmod(this.terminationLog, 0o666);
+    await Deno.utime(this.terminationLog, new Date(at), new Date(at));
     this.server.pods.get(`${this.namespace}/${this.podName}`)?.containers.set(
       this.container.name,
       [],
