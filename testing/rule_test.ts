@@ -452,3 +452,25 @@ Deno.test("--first-output (a startupProbe): fails until the container's first li
     await c.stop();
   }
 });
+
+Deno.test("lives in a rhythm: blind every other or every third check never holds off a restart, any threshold", () => {
+  for (let threshold = 1; threshold <= 20; threshold++) {
+    for (const every of [2, 3]) {
+      for (const error of [false, true]) {
+        const settings = { ...DEFAULT, failureThreshold: threshold };
+        const { latest } = restartAfter(settings);
+        const life = {
+          outputs: [600],
+          firstCheck: 60,
+          horizon: 600 + 2 * latest,
+          check: (k: number): CheckKind => k % every === 1 ? (error ? "error" : "lost") : "answer",
+        };
+        const lived = live(life, { ...settings, ...LINES });
+        assert.ok(
+          lived.restartAt !== undefined && lived.restartAt - 600 <= 2 * latest,
+          `failureThreshold ${threshold}, blind every ${every}: ${JSON.stringify(lived)}`,
+        );
+      }
+    }
+  }
+});
