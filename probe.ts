@@ -277,7 +277,7 @@ A check that cannot see the log (API down, an error) never makes that last failu
 Where (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
   --server URL            API server (KUBERNETES_SERVICE_HOST/_PORT, else kubernetes.default.svc)
   -n, --namespace NAME    (NAMESPACE, POD_NAMESPACE, else the service account's namespace)
-  --pod NAME              (POD_NAME, else HOSTNAME)
+  --pod NAME              (LOG_PROBE_POD_NAME, POD_NAME, else HOSTNAME)
   -c, --container NAME    (CONTAINER_NAME) needed in pods with more than one container
   --service-account-dir D token, ca.crt and namespace (default as above)
   --timeout DURATION      deadline of the whole check, below timeoutSeconds (5s, at most 5m)
@@ -621,7 +621,7 @@ export function resolveTarget(
   }
   const namespace = options.namespace ?? env("NAMESPACE") ??
     env("POD_NAMESPACE") ?? namespaceFile()?.trim();
-  const pod = options.pod ?? env("POD_NAME") ?? env("HOSTNAME");
+  const pod = options.pod ?? env("LOG_PROBE_POD_NAME") ?? env("POD_NAME") ?? env("HOSTNAME");
   const container = options.container ?? env("CONTAINER_NAME");
   const label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
   if (!namespace) {
@@ -630,7 +630,9 @@ export function resolveTarget(
     );
   }
   if (!label.test(namespace)) throw new ConfigError(`Invalid namespace ${quote(namespace)}`);
-  if (!pod) throw new ConfigError("No pod name: pass --pod or set POD_NAME (downward API)");
+  if (!pod) {
+    throw new ConfigError("No pod name: pass --pod or set LOG_PROBE_POD_NAME (downward API)");
+  }
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(pod)) {
     throw new ConfigError(`Invalid pod name ${quote(pod)}`);
   }
@@ -927,7 +929,6 @@ export function scanLog(
   return scanner.end(read.cut ?? false);
 }
 
-/** Seconds a remembered line may lie ahead of the pod's clock before it is forgotten. */
 /**
  * A time as `Date.prototype.toISOString` writes it (UTC, to the millisecond), by arithmetic:
  * `toISOString` costs 1.6 MiB at peak in a fresh Deno process (bench/README.md), on every check.
@@ -1034,7 +1035,7 @@ function failedAnswer(answer: Answer, target: Target): Evidence {
   }
   if (status === 404) {
     return error(
-      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/POD_NAME right?)`,
+      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/LOG_PROBE_POD_NAME right?)`,
     );
   }
   if (status === 400 && message.startsWith("a container name must be specified")) {
@@ -1208,7 +1209,7 @@ function decideSeen(
   const message = `silent: no ${output}${since}, over the ${formatDuration(limit)} limit${note}`;
   // A blind check just passed where it would have made the last failure. Checks that cannot see
   // the log in a rhythm (every other one, with an even failureThreshold) would land there every
-  // time: on a coin drawn from the clock's milliseconds, this one passes too, moving the streak.
+  // time: on a coin drawn from the clock, this one passes too, moving the streak.
   const blindPassed = memory.blind > 0 && memory.failures === 0 && memory.seenUntil !== undefined &&
     (memory.seenUntil - known) / 1000 > limit;
   if (blindPassed && coin(memory.now)) {
@@ -1245,9 +1246,12 @@ function decideSeen(
   };
 }
 
-/** Heads or tails from a time in ms: a hash of it, so no rhythm of checks lines up with it. */
+/**
+ * Heads or tails from a time's second: a hash of it, so that no rhythm of checks lines up with
+ * it, and the same for every run within that second (a check's own milliseconds vary).
+ */
 function coin(ms: number): boolean {
-  let h = Math.imul(Math.floor(ms) ^ 0x9e3779b9, 0x85ebca6b);
+  let h = Math.imul(Math.floor(ms / 1000) ^ 0x9e3779b9, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return ((h ^ (h >>> 16)) & 1) === 1;
 }
@@ -1535,9 +1539,6 @@ export function renderPlan(options: PlanOptions): string {
     "Output printed and rotated away between two checks cannot count: no check saw it.",
   ].join("\n");
 }
-
-// ---------------------------------------------------------------------------
-// The edges: files, environment, network
 
 // ---------------------------------------------------------------------------
 // The edges: files, environment, network
@@ -1896,7 +1897,14 @@ async function readPages(
   let from = readFrom(memory, limitOf(options), true);
   let newest: number | undefined;
   let bytes = 0;
-  let skipped = ""; // the first second whose rest was not read: named in the line
+  // Seconds with more than a page of lines, whose rest was not read: named in the line.
+  const skipped = { seconds: 0, first: 0 };
+  const notRead = () =>
+    skipped.seconds
+      ? `more than --limit-bytes in ${plural(skipped.seconds, "second")} from ${
+        utc(skipped.first)
+      }, the rest of ${skipped.seconds === 1 ? "it" : "each"} not read`
+      : "";
   const seen = (seenUntil: number, unread?: string): Reading => ({
     evidence: { kind: "seen", ...(newest !== undefined ? { at: newest } : {}), unread },
     seenUntil,
@@ -1923,21 +1931,28 @@ async function readPages(
     bytes += scan.bytes;
     if (evidence.unread) return seen(scan.judgedUntil ?? from, evidence.unread);
     if ("status" in answer && answer.bytes < query.limitBytes) {
-      return seen(memory.now, skipped ? skipped.slice(2) : undefined);
+      return seen(memory.now, notRead() || undefined);
     }
     // The API server takes sinceTime in whole seconds: more than a page in one second skips it.
     const second = Math.floor(from / 1000) * 1000;
     const judged = Math.floor((scan.judgedUntil ?? from) / 1000) * 1000;
     const next = judged > second ? judged : second + 1000;
-    if (judged <= second && !skipped) {
-      skipped = `; more than --limit-bytes in the second ${utc(second)}, the rest of it not read`;
+    if (judged <= second) {
+      if (!skipped.seconds) skipped.first = second;
+      skipped.seconds++;
     }
-    if (page >= MAX_PAGES || performance.now() >= io.deadline) {
+    const why = page >= MAX_PAGES
+      ? `${MAX_PAGES} pages, the most a check reads: raise --limit-bytes`
+      : performance.now() >= io.deadline
+      ? "--timeout: raise it or the CPU limit"
+      : undefined;
+    if (why) {
+      const more = notRead();
       return seen(
         next,
         `${Math.round(bytes / 1024)} KiB read in ${plural(page, "page")}, the log after ${
           utc(next)
-        } not before --timeout: raise it or --limit-bytes${skipped}`,
+        } not before ${why}${more ? `; ${more}` : ""}`,
       );
     }
     from = next;
@@ -2378,8 +2393,8 @@ async function forEachLine(
 
 /** One check of a replay at `now`, the newest line that counts so far at `living` (ms). */
 function replayCheck(replay: Replay, now: number, living: number, options: BacktestOptions) {
-  if (replay.restarted) return;
   replay.checks++;
+  if (replay.restarted) return;
   const memory = { ...replay.memory, now };
   const evidence: Evidence = { kind: "seen", at: living };
   const { next, verdict } = decide(evidence, memory, options);

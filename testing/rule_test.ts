@@ -82,8 +82,8 @@ Deno.test("random lives: never a restart before plan's minimum after the last ou
 Deno.test("random lives: a hung container is restarted within twice plan's time, up to half the answers blind", () => {
   // The kubelet's last failure must be a check that saw the log (never before plan's minimum),
   // so a blind check where it would fall costs failureThreshold more periods: at random, up to
-  // half blind, about one life in a thousand takes longer than twice plan's time (0.5^10 at half
-  // blind with these settings), none longer than three times.
+  // half blind, about 2 lives in 1,000 take longer than twice plan's time (measured over
+  // 100,000; fewer with fewer blind), none longer than three times.
   const rand = random(SEED + 1);
   const { latest } = restartAfter(DEFAULT);
   const lives = 1500;
