@@ -103,7 +103,7 @@ Deno.test({
     try {
       // doctor is the probe with its own subcommand: the same Deno flags and probe flags.
       const probe = pod.probeCommand;
-      const script = probe.indexOf("/opt/log-probe/probe.ts");
+      const script = probe.indexOf("/opt/log-probe/release/probe.ts");
       assert.deepEqual(argv.slice(0, script + 1), probe.slice(0, script + 1));
       assert.deepEqual(argv.slice(script + 2), probe.slice(script + 1));
       assert.equal(argv[script + 1], "doctor");
