@@ -117,7 +117,9 @@ Deno.test({
     const without = structuredClone(spec);
     delete without.initContainers[0].securityContext.runAsNonRoot;
     delete without.initContainers[0].resources.limits.cpu;
-    assert.deepEqual(restrictedViolations(without), ["container log-probe-install-deno: may run as root"]);
+    assert.deepEqual(restrictedViolations(without), [
+      "container log-probe-install-deno: may run as root",
+    ]);
     assert.deepEqual(quotaViolations(without, quota), [
       "container log-probe-install-deno: must specify limits.cpu",
     ]);

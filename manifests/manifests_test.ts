@@ -652,7 +652,9 @@ Deno.test({
       const limit = mebibytes(
         spec.volumes.find((v: Manifest) => v.name === "log-probe-deno").emptyDir.sizeLimit,
       );
-      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("log-probe-deno")])).split("\t");
+      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("log-probe-deno")])).split(
+        "\t",
+      );
       const copy = Number(kib) / 1024;
       console.log(
         `the copy: ${copy.toFixed(1)} MiB of ${limit} MiB (${(100 * copy / limit).toFixed(0)} %)`,
