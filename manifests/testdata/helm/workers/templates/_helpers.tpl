@@ -17,6 +17,6 @@ resources:
     cpu: 100m
     memory: 128Mi
   limits:
-    cpu: 500m
+    cpu: 400m
     memory: 256Mi
 {{- end }}
