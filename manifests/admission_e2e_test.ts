@@ -328,6 +328,27 @@ Deno.test({
       }
     });
 
+    await t.step(
+      "a POD_NAME of another value: the API server refuses the workload, as the README says",
+      async () => {
+        const clash: Workload = {
+          name: "pod-name-clash",
+          kind: "Deployment",
+          container: "app",
+          extra: { env: [{ name: "POD_NAME", value: "billing" }] },
+        };
+        await writeKustomization(dir, clash);
+        const text = (await kustomized(dir, clash)).map((m) => JSON.stringify(m)).join("\n");
+        const dry = await cp.kubectl(["apply", "-n", NS, "--dry-run=server", "-f", "-"], text);
+        assert.notEqual(dry.code, 0);
+        assert.match(
+          dry.stderr,
+          /valueFrom: Invalid value: "": may not be specified when `value` is not empty/,
+        );
+        record.push(`- POD_NAME with a value of its own: refused: ${dry.stderr.trim()}`);
+      },
+    );
+
     await t.step("examples/statefulset: its pods may read their own logs only", async () => {
       await adopt(cp, record, "examples/statefulset", await render("examples/statefulset"));
       const can = async (pod: string) =>

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
 import { commandOutput } from "../testing/cluster.ts";
-import { hasKubectl, type Manifest, NO_KUBECTL, only } from "../testing/kubelet.ts";
+import { hasKubectl, type Manifest, NO_KUBECTL, only, render } from "../testing/kubelet.ts";
 import { restrictedViolations } from "./pod_security.ts";
 import {
   COMPONENTS,
@@ -259,6 +259,40 @@ Deno.test({
       init.resources.limits["ephemeral-storage"],
       undefined,
       "the pod's cap stays the app's",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    `examples/statefulset: the component on a StatefulSet, its binding pointed at a Role narrowed to its own pods${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const manifests = await render("examples/statefulset");
+    const statefulSet = only(manifests, "StatefulSet");
+    const role = only(manifests, "Role");
+    const pods = Array.from(
+      { length: statefulSet.spec.replicas },
+      (_, i) => `${statefulSet.metadata.name}-${i}`,
+    );
+    assert.deepEqual(role.rules, [
+      { apiGroups: [""], resources: ["pods/log"], resourceNames: pods, verbs: ["get"] },
+    ]);
+    const binding = only(manifests, "RoleBinding");
+    assert.equal(binding.metadata.name, `log-probe-${statefulSet.metadata.name}`);
+    assert.equal(binding.roleRef.name, role.metadata.name);
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: statefulSet.spec.template.spec.serviceAccountName },
+    ]);
+    assert.deepEqual(restrictedViolations(statefulSet.spec.template.spec), []);
+    const [worker] = statefulSet.spec.template.spec.containers;
+    assert.ok(worker.livenessProbe.exec.command.includes(`--container=${worker.name}`));
+    assert.equal(
+      await Deno.readTextFile(new URL("../examples/statefulset/log-probe.yaml", import.meta.url)),
+      await Deno.readTextFile(
+        new URL(`../${COMPONENTS.StatefulSet}/container.yaml`, import.meta.url),
+      ),
+      "the example copies the component's container.yaml as is",
     );
   },
 });
