@@ -23,7 +23,7 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     echo "$(($1 * 100)) 100000" >"$cg/cpu.max"
     echo "$2" >"$cg/memory.max"
   }
-  join() { echo "$1" >"$cg/cgroup.procs"; }
+  procs="$cg/cgroup.procs"
   cleanup() { rmdir "$cg"; }
 else
   cpu=/sys/fs/cgroup/cpu/$name
@@ -34,7 +34,7 @@ else
     echo "$(($1 * 100))" >"$cpu/cpu.cfs_quota_us"
     echo "$2" >"$memory/memory.limit_in_bytes"
   }
-  join() { echo "$1" >"$cpu/cgroup.procs" && echo "$1" >"$memory/cgroup.procs"; }
+  procs="$cpu/cgroup.procs $memory/cgroup.procs"
   cleanup() { rmdir "$cpu" "$memory"; }
 fi
 trap cleanup EXIT
@@ -44,9 +44,12 @@ copy_ms() { # one copy in the cgroup, in milliseconds
   dir=$(mktemp -d /var/tmp/log-probe-copy-XXXXXX)
   chmod 777 "$dir"
   start=$(date +%s%N)
-  sh -c "$(declare -f join); join \$\$; exec env -i PATH=$deno_dir:/usr/bin:/bin \
-    setpriv --reuid=65532 --regid=65532 --clear-groups sh manifests/install-deno.sh $dir"
-  echo $((($(date +%s%N) - start) / 1000000))
+  # The shell joins the cgroups, then becomes the copy.
+  sh -c "for f in $procs; do echo \$\$ >\$f; done; exec env -i PATH=$deno_dir:/usr/bin:/bin \
+    setpriv --reuid=65532 --regid=65532 --clear-groups sh manifests/install-deno.sh $dir" >&2
+  local ms=$((($(date +%s%N) - start) / 1000000))
+  [ "$(du -sm "$dir" | cut -f1)" -gt 50 ] || { echo "install-copy: the copy failed" >&2 && exit 1; }
+  echo "$ms"
   rm -rf "$dir"
 }
 
