@@ -249,3 +249,14 @@ Deno.test({
     }
   },
 });
+
+Deno.test("the Helm plugin is named log-probe, runs post-render.sh, and carries the release's version", async () => {
+  const plugin = parse(await Deno.readTextFile(`${ROOT}helm/log-probe/plugin.yaml`))[0];
+  assert.equal(plugin.type, "postrenderer/v1");
+  assert.equal(plugin.name, "log-probe");
+  assert.equal(plugin.version, (await Deno.readTextFile(`${ROOT}VERSION`)).trim());
+  assert.deepEqual(plugin.runtimeConfig.platformCommand, [
+    { command: "${HELM_PLUGIN_DIR}/post-render.sh" },
+  ]);
+  assert.ok((await Deno.stat(SCRIPT)).mode! & 0o111, "post-render.sh is executable");
+});

@@ -252,3 +252,25 @@ Deno.test({
     for (const name of names) assert.ok(table.includes(`\`${name}`), name);
   },
 });
+
+Deno.test({
+  name:
+    `the release's ConfigMap carries the Argo CD and Flux annotations the README's GitOps section names${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const annotations = only(await render("."), "ConfigMap").metadata.annotations;
+    const named = [
+      ...section("GitOps (Argo CD and Flux)").matchAll(/`([\w.-]+\/[\w-]+): ([\w=-]+)`/g),
+    ]
+      .map(([, key, value]) => [key, value]);
+    assert.deepEqual(
+      named.map(([key]) => key).sort(),
+      [
+        "argocd.argoproj.io/compare-options",
+        "argocd.argoproj.io/sync-options",
+        "kustomize.toolkit.fluxcd.io/prune",
+      ],
+    );
+    for (const [key, value] of named) assert.equal(annotations[key], value, key);
+  },
+});
