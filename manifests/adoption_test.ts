@@ -66,15 +66,15 @@ Deno.test({
       if (!added.includes(key)) assert.deepEqual(app[key], was[key], key);
     }
     // What it adds, beside what was there.
-    assert.deepEqual(app.env.map((e: Manifest) => e.name), ["POD_NAME", "DENO_DIR", "LOG_FORMAT"]);
+    assert.deepEqual(app.env.map((e: Manifest) => e.name), ["POD_NAME", "LOG_FORMAT"]);
     assert.deepEqual(byName(app.env).LOG_FORMAT, byName(was.env).LOG_FORMAT);
     assert.deepEqual(
       app.volumeMounts.map((m: Manifest) => m.name).sort(),
-      ["deno", "log-probe", "log-probe-state", "scratch"],
+      ["log-probe-deno", "log-probe-release", "log-probe-state", "scratch"],
     );
-    assert.equal(app.terminationMessagePath, "/termination-log");
+    assert.equal(app.terminationMessagePath, "/opt/log-probe/termination-log");
     // The pod: one init container and three volumes more, the rest as written.
-    assert.deepEqual(after.initContainers.map((c: Manifest) => c.name), ["install-deno"]);
+    assert.deepEqual(after.initContainers.map((c: Manifest) => c.name), ["log-probe-install-deno"]);
     assert.deepEqual(byName(after.volumes).scratch, byName(before.volumes).scratch);
     assert.equal(after.volumes.length, before.volumes.length + 3);
     for (const key of ["securityContext", "serviceAccountName"]) {
@@ -107,7 +107,7 @@ Deno.test({
       }
     }
     // install-deno keeps a read-only root; the app's own choice is its owners'.
-    const readOnlyRoot = (c: Manifest) => c.name === "install-deno";
+    const readOnlyRoot = (c: Manifest) => c.name === "log-probe-install-deno";
     assert.deepEqual(restrictedViolations(spec, { readOnlyRoot }), []);
     // The pod sets no runAsUser or runAsNonRoot: install-deno brings its own.
     assert.equal(spec.securityContext.runAsNonRoot, undefined);
@@ -117,9 +117,11 @@ Deno.test({
     const without = structuredClone(spec);
     delete without.initContainers[0].securityContext.runAsNonRoot;
     delete without.initContainers[0].resources.limits.cpu;
-    assert.deepEqual(restrictedViolations(without), ["container install-deno: may run as root"]);
+    assert.deepEqual(restrictedViolations(without), [
+      "container log-probe-install-deno: may run as root",
+    ]);
     assert.deepEqual(quotaViolations(without, quota), [
-      "container install-deno: must specify limits.cpu",
+      "container log-probe-install-deno: must specify limits.cpu",
     ]);
   },
 });
@@ -165,7 +167,7 @@ Deno.test({
     const release = only(await render("."), "ConfigMap").metadata.name;
     for (const deployment of manifests.filter((m) => m.kind === "Deployment")) {
       const volumes = deployment.spec.template.spec.volumes;
-      assert.equal(byName(volumes)["log-probe"].configMap.name, release);
+      assert.equal(byName(volumes)["log-probe-release"].configMap.name, release);
     }
     // Applied one after the other (kubectl apply keys objects by kind, namespace and name):
     // the second workload's objects replace none of the first's.
@@ -199,7 +201,7 @@ Deno.test({
       assert.equal(silent.code, 1);
       assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check in a row/);
       // The probe ran as the app's own user, on the copy install-deno made as its own.
-      const owner = await commandOutput("ls", ["-ln", pod.emptyDir("deno")]);
+      const owner = await commandOutput("ls", ["-ln", pod.emptyDir("log-probe-deno")]);
       assert.match(owner, / 65532 65532 .* deno\n/);
       for (const output of pod.outputs) assert.ok(!output.includes(pod.token), "token printed");
     } finally {
@@ -275,7 +277,7 @@ Deno.test("each workload's log-probe.yaml is container.yaml with the two names o
   for (const [dir, deployment, container, before] of copies) {
     const copy = await Deno.readTextFile(`${ROOT}${FIXTURES}/${dir}/log-probe.yaml`);
     const expected = original
-      .replace("  name: worker # ① your Deployment", `  name: ${deployment} # ① your Deployment`)
+      .replace("  name: worker # ① your workload", `  name: ${deployment} # ① your workload`)
       .replace(
         "        - name: worker # ② your container",
         [

@@ -117,7 +117,7 @@ Deno.test({
       assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: account }], dir);
     }
     for (const file of ["pod.yaml", "container.yaml", "plain-patch.yaml"]) {
-      const patch = await Deno.readTextFile(`${ROOT}components/log-probe/${file}`);
+      const patch = await Deno.readTextFile(`${ROOT}${COMPONENT}/${file}`);
       assert.ok(!patch.includes("serviceAccountName:"), `${file} leaves the account alone`);
     }
   },
@@ -147,7 +147,7 @@ Deno.test({
     }
     const permissions = flags.filter((flag) => flag.startsWith("--allow-"));
     assert.deepEqual(permissions, [
-      "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe",
+      "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/opt/log-probe/termination-log,/var/lib/log-probe",
       "--allow-write=/var/lib/log-probe",
       "--allow-env=POD_NAME,NO_PROXY",
       "--allow-net=kubernetes.default.svc",
@@ -172,18 +172,21 @@ Deno.test({
       10,
       15,
     ]);
-    // What the app's environment gains, each for a reason given in container.yaml.
-    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["POD_NAME", "DENO_DIR"]);
+    // What the app's environment gains, for a reason given in container.yaml: no DENO_DIR.
+    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["POD_NAME"]);
     assert.deepEqual(worker.env.find((e: Manifest) => e.name === "POD_NAME").valueFrom, {
       fieldRef: { fieldPath: "metadata.name" },
     });
     // Deno through the loader the init container copied: nothing from the app's image.
     const init = deployment.spec.template.spec.initContainers[0];
-    const deno = init.volumeMounts.find((m: Manifest) => m.name === "deno").mountPath;
-    assert.deepEqual(command.slice(0, 5), [
-      `${deno}/ld.so`,
-      "--library-path",
-      deno,
+    const deno = init.volumeMounts.find((m: Manifest) => m.name === "log-probe-deno").mountPath;
+    const loader = [`${deno}/ld.so`, "--library-path", deno];
+    // env(1), also copied, gives Deno a writable cache for the probe alone.
+    assert.deepEqual(command.slice(0, 10), [
+      ...loader,
+      `${deno}/env`,
+      "DENO_DIR=/var/lib/log-probe/deno",
+      ...loader,
       `${deno}/deno`,
       "run",
     ]);
@@ -237,8 +240,8 @@ Deno.test({
     assert.equal(restrictedViolations(broken).length, 2, "the pod's runAsNonRoot stands in");
     broken.securityContext = {};
     assert.ok(
-      restrictedViolations(broken).includes("container install-deno: may run as root"),
-      "install-deno needs its own runAsNonRoot where the pod sets none",
+      restrictedViolations(broken).includes("container log-probe-install-deno: may run as root"),
+      "log-probe-install-deno needs its own runAsNonRoot where the pod sets none",
     );
   },
 });
@@ -289,6 +292,9 @@ Deno.test(
     const pod = (await readYaml(`${COMPONENT}/pod.yaml`)).spec.template.spec;
     const container = (await readYaml(`${COMPONENT}/container.yaml`)).spec.template.spec;
     const plain = (await readYaml(`${COMPONENT}/plain-patch.yaml`)).spec.template.spec;
+    // kubectl patch cannot replace a probe that may be missing: the header drops it first.
+    assert.equal(container.containers[0].livenessProbe.$patch, "replace");
+    delete container.containers[0].livenessProbe.$patch;
     assert.deepEqual(plain, { ...container, ...pod });
   },
 );
@@ -370,10 +376,14 @@ Deno.test({
 
 Deno.test({
   name:
-    `kubectl patch with plain-patch.yaml adds what the component adds, and keeps the containers in place${NO_KUBECTL}`,
+    `kubectl patch as plain-patch.yaml says replaces the container's own liveness probe, adds what the component adds, and keeps the containers in place${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
     const rendered = only(await render("examples/deployment"), "Deployment").spec.template.spec;
+    const plain = await Deno.readTextFile(`${ROOT}${COMPONENT}/plain-patch.yaml`);
+    // The header's two patch commands, run locally on the container named worker.
+    const [, nullProbe] = /--type strategic -p '([^']*)'/.exec(plain)!;
+    assert.match(plain, /--type strategic --patch-file plain-patch.yaml\n/);
     const dir = await Deno.makeTempDir({ prefix: "log-probe-patch-" });
     try {
       const worker = (await Deno.readTextFile(`${ROOT}examples/deployment/worker.yaml`))
@@ -382,27 +392,49 @@ Deno.test({
           "      containers:\n",
           "      containers:\n        - { name: istio-proxy, image: proxy }\n",
         );
-      await Deno.writeTextFile(`${dir}/worker.yaml`, worker);
-      const output = await commandOutput("kubectl", [
-        "patch",
-        "--local",
-        "-f",
-        `${dir}/worker.yaml`,
-        "--type",
-        "strategic",
-        "--patch-file",
-        `${ROOT}${COMPONENT}/plain-patch.yaml`,
-        "-o",
-        "yaml",
-      ]);
-      const patched = parseYaml(output).spec.template.spec;
-      assert.deepEqual(patched.containers.map((c: Manifest) => c.name), ["istio-proxy", "worker"]);
-      assert.deepEqual(patched.containers[0], { name: "istio-proxy", image: "proxy" });
-      assert.deepEqual(patched.containers[1], rendered.containers[0]);
-      assert.deepEqual(patched.initContainers, rendered.initContainers);
-      const byName = (volumes: Manifest[]) =>
-        Object.fromEntries(volumes.map((v: Manifest) => [v.name, v]));
-      assert.deepEqual(byName(patched.volumes), byName(rendered.volumes));
+      const own = "          livenessProbe: { httpGet: { path: /healthz, port: 8080 } }\n";
+      const withProbe = worker.replace("          resources:\n", `${own}          resources:\n`);
+      assert.notEqual(withProbe, worker);
+      for (const [what, manifest] of [["no probe", worker], ["an httpGet probe", withProbe]]) {
+        await Deno.writeTextFile(`${dir}/worker.yaml`, manifest);
+        const dropped = await commandOutput("kubectl", [
+          "patch",
+          "--local",
+          "-f",
+          `${dir}/worker.yaml`,
+          "--type",
+          "strategic",
+          "-p",
+          nullProbe.replace("<container>", "worker"),
+          "-o",
+          "yaml",
+        ]);
+        await Deno.writeTextFile(`${dir}/dropped.yaml`, dropped);
+        const output = await commandOutput("kubectl", [
+          "patch",
+          "--local",
+          "-f",
+          `${dir}/dropped.yaml`,
+          "--type",
+          "strategic",
+          "--patch-file",
+          `${ROOT}${COMPONENT}/plain-patch.yaml`,
+          "-o",
+          "yaml",
+        ]);
+        const patched = parseYaml(output).spec.template.spec;
+        assert.deepEqual(
+          patched.containers.map((c: Manifest) => c.name),
+          ["istio-proxy", "worker"],
+          what,
+        );
+        assert.deepEqual(patched.containers[0], { name: "istio-proxy", image: "proxy" }, what);
+        assert.deepEqual(patched.containers[1], rendered.containers[0], what);
+        assert.deepEqual(patched.initContainers, rendered.initContainers, what);
+        const byName = (volumes: Manifest[]) =>
+          Object.fromEntries(volumes.map((v: Manifest) => [v.name, v]));
+        assert.deepEqual(byName(patched.volumes), byName(rendered.volumes), what);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -552,7 +584,7 @@ Deno.test({
         ".map((e) => e.name).sort().join(' '))";
       const run = await pod.exec([...deno, "eval", list]);
       assert.equal(run.stderr, "");
-      assert.equal(run.stdout, "/ dev etc opt proc termination-log var\n/etc hosts\n");
+      assert.equal(run.stdout, "/ dev etc opt proc var\n/etc hosts\n");
     });
   },
 });
@@ -615,15 +647,17 @@ function mebibytes(quantity: string): number {
 
 Deno.test({
   name:
-    `the copy install-deno makes fits the deno emptyDir's sizeLimit with 20 % to spare${NO_SANDBOX}`,
+    `the copy log-probe-install-deno makes fits its emptyDir's sizeLimit with 20 % to spare, and its ephemeral-storage request${NO_SANDBOX}`,
   ignore: !canSandbox || !hasKubectl,
   async fn() {
     await withSandbox("examples/deployment", async (pod) => {
       const spec = pod.deployment.spec.template.spec;
       const limit = mebibytes(
-        spec.volumes.find((v: Manifest) => v.name === "deno").emptyDir.sizeLimit,
+        spec.volumes.find((v: Manifest) => v.name === "log-probe-deno").emptyDir.sizeLimit,
       );
-      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("deno")])).split("\t");
+      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("log-probe-deno")])).split(
+        "\t",
+      );
       const copy = Number(kib) / 1024;
       console.log(
         `the copy: ${copy.toFixed(1)} MiB of ${limit} MiB (${(100 * copy / limit).toFixed(0)} %)`,
@@ -633,8 +667,10 @@ Deno.test({
         copy <= 0.8 * limit,
         `${copy.toFixed(1)} MiB: raise sizeLimit in ${COMPONENT}/pod.yaml`,
       );
-      const init = spec.initContainers.find((c: Manifest) => c.name === "install-deno");
-      assert.equal(mebibytes(init.resources.requests["ephemeral-storage"]), limit);
+      const init = spec.initContainers.find((c: Manifest) => c.name === "log-probe-install-deno");
+      // The request covers the copy and stays under a LimitRange's default limit of 100Mi.
+      const request = mebibytes(init.resources.requests["ephemeral-storage"]);
+      assert.ok(copy <= request && request <= 100, `${copy.toFixed(1)} MiB, request ${request}Mi`);
     });
   },
 });
@@ -647,10 +683,10 @@ Deno.test({
     await withSandbox("examples/automount-off", async (pod) => {
       assert.equal(pod.deployment.spec.template.spec.automountServiceAccountToken, false);
       const noDefault = await pod.exec([
-        "/opt/deno/ld.so",
+        "/opt/log-probe/deno/ld.so",
         "--library-path",
-        "/opt/deno",
-        "/opt/deno/deno",
+        "/opt/log-probe/deno",
+        "/opt/log-probe/deno/deno",
         "eval",
         `console.log(Deno.statSync("/var/run/secrets/kubernetes.io/serviceaccount").isDirectory)`,
       ]);
@@ -677,7 +713,7 @@ Deno.test({
       const spec = pod.deployment.spec.template.spec;
       assert.equal(spec.initContainers, undefined);
       assert.deepEqual(spec.containers, base.containers);
-      const deno = spec.volumes.find((v: Manifest) => v.name === "deno");
+      const deno = spec.volumes.find((v: Manifest) => v.name === "log-probe-deno");
       assert.deepEqual(Object.keys(deno).sort(), ["image", "name"]);
       // What the Dockerfile puts at the image's root: install-deno.sh's copy.
       const dockerfile = await Deno.readTextFile(`${ROOT}examples/image-volume/Dockerfile`);
@@ -688,7 +724,7 @@ Deno.test({
         `PATH=${denoDir}:/usr/bin:/bin`,
         "sh",
         `${ROOT}manifests/install-deno.sh`,
-        pod.emptyDir("deno"),
+        pod.emptyDir("log-probe-deno"),
       ]);
       pod.log("processed job 1");
       const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
