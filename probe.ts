@@ -11,17 +11,19 @@
  * ```sh
  * deno run --no-prompt --no-config --no-lock --no-remote --no-npm \
  *   --v8-flags=--enable-experimental-regexp-engine \
- *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe \
- *   --allow-write=/var/lib/log-probe --allow-env=POD_NAME,NO_PROXY --allow-net=kubernetes.default.svc \
- *   probe.ts --state-file=/var/lib/log-probe/state --termination-message-path=/termination-log
+ *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/opt/log-probe/termination-log,/var/lib/log-probe \
+ *   --allow-write=/var/lib/log-probe --allow-env=LOG_PROBE_POD_NAME,NO_PROXY \
+ *   --allow-net=kubernetes.default.svc probe.ts --container=worker --period=60s \
+ *   --failure-threshold=15 --state-file=/var/lib/log-probe/state \
+ *   --termination-message-path=/opt/log-probe/termination-log
  * ```
  *
  * Permissions: read the service-account folder, the termination-message file
  * (the kubelet makes it anew at each container start: it tells instances apart
  * and dates the start) and the state file's folder; write the state file's
- * folder; the environment variables it should consult (POD_NAME here;
- * KUBERNETES_SERVICE_HOST/PORT, NAMESPACE, POD_NAMESPACE, HOSTNAME,
- * CONTAINER_NAME where used); the API server's host. The V8 flag lets
+ * folder; the environment variables it should consult (LOG_PROBE_POD_NAME
+ * here; KUBERNETES_SERVICE_HOST/PORT, NAMESPACE, POD_NAMESPACE, POD_NAME,
+ * HOSTNAME, CONTAINER_NAME where used); the API server's host. The V8 flag lets
  * --match/--ignore run in linear time. The service account's role needs `get`
  * on `pods/log` only. No imports: it runs offline from a ConfigMap.
  *
@@ -983,7 +985,7 @@ const KUBELET_LOG_ERROR =
  * (`unreadable`).
  */
 export type Evidence =
-  | { kind: "seen"; at?: number; unread?: string }
+  | { kind: "seen"; at?: number; unread?: string; partial?: boolean }
   | { kind: "blind"; why: string; error?: boolean }
   | { kind: "unreadable"; why: string };
 
@@ -1099,7 +1101,7 @@ export function evidenceOf(
   return {
     kind: "seen",
     ...(scan.newest ? { at: scan.newest.at } : {}),
-    ...(unread ? { unread } : {}),
+    ...(unread ? { unread, partial: true } : {}),
   };
 }
 
@@ -1147,8 +1149,16 @@ export function decide(evidence: Evidence, memory: Memory, options: DecisionOpti
     // read again, judged as an empty one (a restart gives the container a new file).
     const outcome = memory.unreadable
       ? decide({ kind: "seen", unread: `${evidence.why}, twice in a row` }, memory, options)
-      : decide({ kind: "blind", why: `${evidence.why} (rotation under way?)` }, memory, options);
-    return { ...outcome, next: { ...outcome.next, unreadable: true } };
+      : decide(
+        { kind: "blind", why: `${evidence.why} (once; twice in a row: an empty log)` },
+        memory,
+        options,
+      );
+    // Nothing was read: the next read starts where the last one that read ended.
+    return {
+      ...outcome,
+      next: { ...outcome.next, seenUntil: memory.seenUntil, unreadable: true },
+    };
   }
   const outcome = evidence.kind === "seen"
     ? decideSeen(evidence, memory, options)
@@ -1172,7 +1182,7 @@ function lastOutputOf(memory: Memory): number {
 }
 
 function decideSeen(
-  evidence: { at?: number; unread?: string },
+  evidence: { at?: number; unread?: string; partial?: boolean },
   memory: Memory,
   options: DecisionOptions,
 ): Outcome {
@@ -1182,11 +1192,20 @@ function decideSeen(
   const lastOutput = fresh ? Math.min(evidence.at!, memory.now) : known;
   const fromStart = memory.fromStart && !fresh;
   const silence = Math.max(0, (memory.now - lastOutput) / 1000);
+  // Part of what was written was not read (too much in one second, too many pages, the
+  // deadline): a line that counts may be there. Silence is never claimed unseen: as blind.
+  if (evidence.partial && !fresh && silence > limit) {
+    return decideBlind(
+      { why: `no line that counts in what was read: ${evidence.unread}` },
+      memory,
+      options,
+    );
+  }
   const output = filtering(options) ? "matching output" : "output";
   const note = evidence.unread ? ` (${evidence.unread})` : "";
-  const since = fromStart
-    ? ` since the start ${formatDuration(silence)} ago`
-    : ` for ${formatDuration(silence)}`;
+  // Rounded up past the limit, so that the line never shows a silence equal to it.
+  const shown = formatDuration(silence > limit ? Math.ceil(silence) : silence);
+  const since = fromStart ? ` since the start ${shown} ago` : ` for ${shown}`;
   const next = {
     lastOutput,
     fromStart,
@@ -1206,7 +1225,7 @@ function decideSeen(
     return { verdict: "alive", code: 0, message, silence, next: { ...next, failures: 0 } };
   }
   const failures = memory.failures + (memory.missed ?? 0) + 1;
-  const message = `silent: no ${output}${since}, over the ${formatDuration(limit)} limit${note}`;
+  const message = `silent: no ${output}${since}, over the ${formatDuration(limit)} limit`;
   // A blind check just passed where it would have made the last failure. Checks that cannot see
   // the log in a rhythm (every other one, with an even failureThreshold) would land there every
   // time: on a coin drawn from the clock, this one passes too, moving the streak.
@@ -1216,7 +1235,9 @@ function decideSeen(
     return {
       verdict: "silent",
       code: 0,
-      message: `${message}; passed once, to move the streak off the checks that cannot see the log`,
+      message: `${message}; passed once, to move the streak off the checks that cannot see the log${
+        evidence.unread ? `; ${evidence.unread}` : ""
+      }`,
       silence,
       next: { ...next, failures: 0 },
     };
@@ -1240,7 +1261,9 @@ function decideSeen(
     code: 1,
     message: `${message} (${
       plural(failures, "failure")
-    } in a row; the kubelet restarts at ${options.failureThreshold})`,
+    } in a row; the kubelet restarts at ${options.failureThreshold})${
+      evidence.unread ? `; ${evidence.unread}` : ""
+    }`,
     silence,
     next: { ...next, failures },
   };
@@ -1906,7 +1929,11 @@ async function readPages(
       }, the rest of ${skipped.seconds === 1 ? "it" : "each"} not read`
       : "";
   const seen = (seenUntil: number, unread?: string): Reading => ({
-    evidence: { kind: "seen", ...(newest !== undefined ? { at: newest } : {}), unread },
+    evidence: {
+      kind: "seen",
+      ...(newest !== undefined ? { at: newest } : {}),
+      ...(unread ? { unread, partial: true } : {}),
+    },
     seenUntil,
   });
   for (let page = 1;; page++) {
@@ -2605,8 +2632,15 @@ function uncheckable(args: string[], said: string): { line: string; code: number
   try {
     const named = value("container", "c") ?? env("CONTAINER_NAME");
     const threshold = Number(value("failure-threshold"));
+    let period: number | undefined;
+    try {
+      period = parseDuration(value("period") ?? "", "--period");
+    } catch {
+      // no usable --period: checks killed before this one cannot be told
+    }
     const options = {
       ...DEFAULTS,
+      period: period ?? DEFAULTS.period,
       match: [],
       ignore: [],
       failureThreshold: Number.isInteger(threshold) && threshold > 0
@@ -2617,7 +2651,7 @@ function uncheckable(args: string[], said: string): { line: string; code: number
         named && LABEL.test(named) ? named : undefined,
       ),
       terminationMessagePath: value("termination-message-path") ?? "",
-      periodGiven: false,
+      periodGiven: period !== undefined,
     } as unknown as CheckOptions;
     const now = Date.now();
     const { counter, memory } = memoryOf(options, now);

@@ -383,7 +383,7 @@ Deno.test("judge sorts every answer: output, silence, a lost answer, a misconfig
         'failed to open log file "/var/log/pods/a/app/0.log": open /var/log/pods/a/app/0.log: no such file or directory',
       ),
       "unreadable",
-      /^unknown: the kubelet cannot read the log: "failed to open log file .*" \(rotation under way\?\); /,
+      /^unknown: the kubelet cannot read the log: "failed to open log file .*" \(once; twice in a row: an empty log\); /,
     ],
     [
       log('failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat …'),
@@ -417,7 +417,7 @@ Deno.test("judge sorts every answer: output, silence, a lost answer, a misconfig
     [
       status(404, 'pods "web" not found'),
       "error",
-      /^error: not found: pod shop\/web \(pods "web" not found; is --pod\/POD_NAME right\?\)/,
+      /^error: not found: pod shop\/web \(pods "web" not found; is --pod\/LOG_PROBE_POD_NAME right\?\)/,
     ],
     [status(422, "invalid"), "error", /^error: API server answered 422: invalid/],
     [
@@ -526,11 +526,13 @@ Deno.test("judge: an empty answer counts from the output remembered: alive withi
     alive.message,
     "alive: no matching output for 10m, within the 2h limit (only 3 lines matched within --timeout: raise it or the CPU limit)",
   );
-  const silent = judge(slow, memory(STREAK), patterns, TARGET);
-  assert.deepEqual([silent.verdict, silent.code], ["silent", 1]);
-  assert.match(
-    silent.message,
-    /over the 2h limit \(only 3 lines matched within --timeout: raise it or the CPU limit\) \(3 failures in a row/,
+  // Past the limit, what was not matched may hold a line that counts: never claimed silent, as
+  // blind (a silent streak goes on, never to its last failure).
+  const blind = judge(slow, memory(STREAK), patterns, TARGET);
+  assert.deepEqual([blind.verdict, blind.code], ["unknown", 1]);
+  assert.equal(
+    blind.message,
+    "unknown: no line that counts in what was read: only 3 lines matched within --timeout: raise it or the CPU limit; failed, as the silent check before (3 in a row)",
   );
 });
 
@@ -850,7 +852,7 @@ Deno.test("decide follows its table, row by row", () => {
       blind: 0,
       message: `silent: no output for ${
         formatDuration(LIMIT + 240)
-      }, ${over} (the kubelet cannot read the log: "x", twice in a row) (3 failures in a row; the kubelet restarts at 15)`,
+      }, ${over} (3 failures in a row; the kubelet restarts at 15); the kubelet cannot read the log: "x", twice in a row`,
     },
     {
       row: "unreadable otherwise: as blind (lost), after a pass",
@@ -861,7 +863,7 @@ Deno.test("decide follows its table, row by row", () => {
       failures: 0,
       blind: 1,
       message:
-        'unknown: the kubelet cannot read the log: "x" (rotation under way?); passed, as the check before (last output 10m ago)',
+        'unknown: the kubelet cannot read the log: "x" (once; twice in a row: an empty log); passed, as the check before (last output 10m ago)',
     },
     {
       row: "unreadable otherwise: as blind (lost), in a silent streak",
@@ -872,7 +874,7 @@ Deno.test("decide follows its table, row by row", () => {
       failures: 3,
       blind: 1,
       message:
-        'unknown: the kubelet cannot read the log: "x" (rotation under way?); failed, as the silent check before (3 in a row)',
+        'unknown: the kubelet cannot read the log: "x" (once; twice in a row: an empty log); failed, as the silent check before (3 in a row)',
     },
   ];
   // blind, error, otherwise: one check of a blind run in ERROR_CADENCE fails, never the F-th failure.
@@ -902,9 +904,9 @@ Deno.test("decide follows its table, row by row", () => {
       row,
     );
     assert.equal(outcome.next.unreadable, evidence.kind === "unreadable", row);
-    // Blind checks keep what the last answered check saw; answered ones read to now.
-    const read = evidence.kind === "seen" ||
-      (evidence.kind === "unreadable" && remembered.unreadable);
+    // Blind and unreadable checks keep where the last read ended (nothing was read, so the next
+    // read starts there); answered ones read to now.
+    const read = evidence.kind === "seen";
     assert.equal(outcome.next.seenUntil, read ? NOW : memory(remembered).seenUntil, row);
   }
   // The misconfiguration's F-th failure in a row never comes: it passes instead.
@@ -1748,7 +1750,7 @@ Deno.test("400, 401, 403 and 404 are errors that say what to fix, and fail one c
   const errors = [
     [
       wrongPod,
-      /^error: not found: pod shop\/worker-0000 \(pods "worker-0000" not found; is --pod\/POD_NAME right\?\)/,
+      /^error: not found: pod shop\/worker-0000 \(pods "worker-0000" not found; is --pod\/LOG_PROBE_POD_NAME right\?\)/,
     ],
     [
       () => {
