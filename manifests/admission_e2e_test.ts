@@ -328,26 +328,24 @@ Deno.test({
       }
     });
 
-    await t.step(
-      "a POD_NAME of another value: the API server refuses the workload, as the README says",
-      async () => {
-        const clash: Workload = {
-          name: "pod-name-clash",
-          kind: "Deployment",
-          container: "app",
-          extra: { env: [{ name: "POD_NAME", value: "billing" }] },
-        };
-        await writeKustomization(dir, clash);
-        const text = (await kustomized(dir, clash)).map((m) => JSON.stringify(m)).join("\n");
-        const dry = await cp.kubectl(["apply", "-n", NS, "--dry-run=server", "-f", "-"], text);
-        assert.notEqual(dry.code, 0);
-        assert.match(
-          dry.stderr,
-          /valueFrom: Invalid value: "": may not be specified when `value` is not empty/,
-        );
-        record.push(`- POD_NAME with a value of its own: refused: ${dry.stderr.trim()}`);
-      },
-    );
+    await t.step("a POD_NAME of its own stays the app's", async () => {
+      const own: Workload = {
+        name: "own-pod-name",
+        kind: "Deployment",
+        container: "app",
+        extra: { env: [{ name: "POD_NAME", value: "billing" }] },
+      };
+      await writeKustomization(dir, own);
+      await adopt(cp, record, "a POD_NAME of its own", await kustomized(dir, own));
+      const pod = JSON.parse(
+        await cp.ok(["get", "-n", NS, "pod", "own-pod-name-x7k2p", "-o", "json"]),
+      );
+      const env = pod.spec.containers.find((c: Manifest) => c.name === "app").env;
+      const named = (name: string) => env.find((e: Manifest) => e.name === name);
+      assert.deepEqual(named("POD_NAME"), { name: "POD_NAME", value: "billing" });
+      assert.equal(named("LOG_PROBE_POD_NAME").valueFrom.fieldRef.fieldPath, "metadata.name");
+      record.push("- POD_NAME with a value of its own: admitted, the app's value kept");
+    });
 
     await t.step("examples/statefulset: its pods may read their own logs only", async () => {
       await adopt(cp, record, "examples/statefulset", await render("examples/statefulset"));

@@ -127,13 +127,13 @@ const OURS = {
   volumes: ["log-probe-deno", "log-probe-release", "log-probe-state"],
   initContainers: ["log-probe-install-deno"],
   mounts: ["/opt/log-probe/deno", "/opt/log-probe/release", "/var/lib/log-probe"],
-  env: ["POD_NAME"],
+  env: ["LOG_PROBE_POD_NAME"],
   terminationMessagePath: "/opt/log-probe/termination-log",
 };
 
 Deno.test({
   name:
-    `what log-probe adds to a pod is prefixed and its own: it adds to a workload that uses the old names (deno, log-probe, /opt/deno, DENO_DIR) and leaves them alone${NO_KUBECTL}`,
+    `what log-probe adds to a pod is prefixed and its own: it adds to a workload that uses the old names (deno, log-probe, /opt/deno, DENO_DIR, POD_NAME) and leaves them alone${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
     for (const workload of WORKLOADS) {
@@ -153,13 +153,7 @@ Deno.test({
         OURS.mounts,
         what,
       );
-      assert.deepEqual(
-        added(app.env, was.env).filter((name) =>
-          !(was.env ?? []).some((e: Manifest) => e.name === name)
-        ),
-        (was.env ?? []).some((e: Manifest) => e.name === "POD_NAME") ? [] : OURS.env,
-        what,
-      );
+      assert.deepEqual(added(app.env, was.env), OURS.env, what);
       assert.equal(app.terminationMessagePath, OURS.terminationMessagePath, what);
       // Deno's cache is the probe's own: set for the probe's process, never the container's.
       assert.ok(
@@ -167,13 +161,16 @@ Deno.test({
       );
       assert.ok(app.livenessProbe.exec.command.includes("DENO_DIR=/var/lib/log-probe/deno"));
     }
-    const old = await rendered(WORKLOADS.find((w) => w.name === "old-names")!);
+    const oldNames = WORKLOADS.find((w) => w.name === "old-names")!;
+    const old = await rendered(oldNames);
     const app = byName(old.spec.containers).app;
+    const was = byName((podSpec(oldNames) as Manifest).containers).app;
     assert.equal(
       byName(app.env).DENO_DIR.value,
       "/opt/deno/cache",
       "the app's DENO_DIR is its own",
     );
+    assert.deepEqual(byName(app.env).POD_NAME, byName(was.env).POD_NAME, "the app's POD_NAME");
     assert.deepEqual(byName(old.spec.volumes).deno, {
       name: "deno",
       persistentVolumeClaim: { claimName: "deno-cache" },

@@ -6,10 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
-import { LINEAR_REGEXP_FLAG, type PlanOptions, restartAfter } from "../probe.ts";
+import {
+  formatDuration,
+  limitOf,
+  LINEAR_REGEXP_FLAG,
+  type PlanOptions,
+  restartAfter,
+} from "../probe.ts";
 import { compileArgs, compileProbe } from "../testing/compile.ts";
 import { commandOutput } from "../testing/cluster.ts";
 import {
+  assertSaidAfter,
   canSandbox,
   hasKubectl,
   KubeletPod,
@@ -149,7 +156,7 @@ Deno.test({
     assert.deepEqual(permissions, [
       "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/opt/log-probe/termination-log,/var/lib/log-probe",
       "--allow-write=/var/lib/log-probe",
-      "--allow-env=POD_NAME,NO_PROXY",
+      "--allow-env=LOG_PROBE_POD_NAME,NO_PROXY",
       "--allow-net=kubernetes.default.svc",
     ]);
     const mount = worker.volumeMounts.find((m: Manifest) =>
@@ -173,8 +180,8 @@ Deno.test({
       15,
     ]);
     // What the app's environment gains, for a reason given in container.yaml: no DENO_DIR.
-    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["POD_NAME"]);
-    assert.deepEqual(worker.env.find((e: Manifest) => e.name === "POD_NAME").valueFrom, {
+    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["LOG_PROBE_POD_NAME"]);
+    assert.deepEqual(worker.env.find((e: Manifest) => e.name === "LOG_PROBE_POD_NAME").valueFrom, {
       fieldRef: { fieldPath: "metadata.name" },
     });
     // Deno through the loader the init container copied: nothing from the app's image.
@@ -444,6 +451,19 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // The rendered probe command, run as the kubelet runs it
 
+/** The line of the first failing check, `silence` seconds after the last output. */
+function firstFailure(plan: PlanOptions): (silence: number) => string {
+  return (silence) =>
+    `silent: no output for ${formatDuration(silence)}, over the ${
+      formatDuration(limitOf(plan))
+    } limit (1 failure in a row; the kubelet restarts at ${plan.failureThreshold})\n`;
+}
+
+/** The line of a passing check, `silence` seconds after the last output, with its notes. */
+function alive(silence: number, notes = ""): string {
+  return `alive: output ${formatDuration(silence)} ago${notes}\n`;
+}
+
 async function withSandbox(
   overlay: string,
   test: (pod: KubeletPod) => Promise<void>,
@@ -472,10 +492,13 @@ Deno.test({
   async fn() {
     await withSandbox("examples/quick", async (pod) => {
       const probe = pod.container.livenessProbe;
+      const plan = pod.plan;
+      const { limit, earliest, latest } = restartAfter(plan);
       const start = pod.server.now;
-      // The worker prints ten jobs, three seconds apart, then hangs.
-      for (let i = 1; i <= 10; i++) pod.log(`processed job ${i}`, start + i * 3000);
-      const lastLine = 30;
+      // The worker prints ten jobs, three seconds apart, then hangs; the kubelet's checks come
+      // at a phase of their own, half a second off the lines (so that none falls on the limit).
+      for (let i = 1; i <= 10; i++) pod.log(`processed job ${i}`, start + i * 3000 - 500);
+      const lastLine = 29.5;
       const verdicts: string[] = [];
       let failures = 0;
       let restartAt = 0;
@@ -491,44 +514,43 @@ Deno.test({
       assert.equal(verdicts[0], "alive");
       assert.equal(verdicts.at(-1), "silent");
       assert.ok(!verdicts.some((v) => v === "error" || v === "unknown"), verdicts.join(" "));
-      const plan: PlanOptions = {
-        window: 10,
-        growth: "triangular",
-        period: probe.periodSeconds,
-        failureThreshold: probe.failureThreshold,
-      };
-      const { earliest, latest } = restartAfter(plan);
       const silence = restartAt - lastLine;
       assert.ok(
         silence > earliest && silence <= latest,
         `${silence}s, plan: (${earliest}, ${latest}]`,
       );
-      // The restarted container starts with a fresh counter, though the emptyDir kept it.
+      // The counter: the last line, where the last read ended and when it counted, the failures.
+      const stamp = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z";
       const state = await Deno.readTextFile(
         `${pod.emptyDir("log-probe-state")}/state.${pod.container.name}`,
       );
       assert.match(
         state,
         new RegExp(
-          `^3 \\d+:\\d+:[0-9a-z]+ ${
+          `^log-probe/4 \\d+:\\d+:[-0-9a-z]+ ${
             new Date(start + lastLine * 1000).toISOString()
-          } 3 - \\S+ 2 0\n$`,
+          } ${stamp} ${stamp} ${probe.failureThreshold} 0 0\n$`,
         ),
       );
+      // The restarted container starts with a fresh counter, though the emptyDir kept it: its
+      // first silence past the limit is the first failure in a row, not the old counter's fourth.
       await pod.restart();
-      pod.log("processed job 1", pod.server.now);
-      const fresh = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(fresh.code, 0);
-      assert.equal(
-        fresh.stdout,
-        "alive: output in the last 10s; counter of a previous container instance discarded\n",
-      );
-      pod.server.now += 11_000;
-      const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(
-        silent.stdout,
-        "silent: no output in the last 10s (1 silent check in a row; next window 30s); last output 11s ago\n",
-      );
+      const firstLine = pod.server.now + 1000;
+      pod.log("processed job 1", firstLine);
+      for (let k = 0;; k++) {
+        const silence = 1 + k * probe.periodSeconds;
+        pod.server.now = firstLine + silence * 1000;
+        const run = await pod.exec(pod.probeCommand, { virtualClock: true });
+        if (silence <= limit) {
+          const discarded = k === 0 ? "; counter of a previous container instance discarded" : "";
+          assert.equal(run.code, 0, run.stdout);
+          assertSaidAfter(run.stdout, silence, plan.timeout, (s) => alive(s, discarded));
+          continue;
+        }
+        assert.equal(run.code, 1);
+        assertSaidAfter(run.stdout, silence, plan.timeout, firstFailure(plan));
+        break;
+      }
     });
   },
 });
@@ -539,13 +561,14 @@ Deno.test({
   async fn() {
     await withSandbox("examples/deployment", async (pod) => {
       const command = pod.probeCommand;
-      pod.log("processed job 1", pod.server.now - 61_000); // a silent check: reads and writes
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      // A silent check (it reads the log, and writes a counter): one line, a second after the start.
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
       const full = await pod.exec(pod.probeCommand, { virtualClock: true });
       assert.equal(full.stderr, "");
-      assert.equal(
-        full.stdout,
-        "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
-      );
+      assertSaidAfter(full.stdout, limit + 1, plan.timeout, firstFailure(plan));
       assert.equal(full.code, 1);
       const reduced: Array<[string, string[]]> = [];
       for (const [i, flag] of command.entries()) {
@@ -691,14 +714,21 @@ Deno.test({
         `console.log(Deno.statSync("/var/run/secrets/kubernetes.io/serviceaccount").isDirectory)`,
       ]);
       assert.match(noDefault.stderr, /NotFound/, "no token at the usual path");
-      pod.log("processed job 1");
-      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(alive.stderr, "");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
-      pod.server.now += 61_000;
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      // One line a second after the start, then silence past the limit: the first failure.
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
       const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(silent.stderr, "");
       assert.equal(silent.code, 1);
-      assert.match(silent.stdout, /^silent: no output in the last 60s/);
+      assertSaidAfter(silent.stdout, limit + 1, plan.timeout, firstFailure(plan));
+      // A line, and the kubelet's next check a period later: alive.
+      pod.log("processed job 2");
+      pod.server.now += plan.period * 1000;
+      const passed = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(passed.code, 0);
+      assertSaidAfter(passed.stdout, plan.period, plan.timeout, alive);
     });
   },
 });
@@ -726,10 +756,13 @@ Deno.test({
         `${ROOT}manifests/install-deno.sh`,
         pod.emptyDir("log-probe-deno"),
       ]);
-      pod.log("processed job 1");
-      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(alive.stderr, "");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
+      const plan = pod.plan;
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + plan.period) * 1000;
+      const passed = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(passed.stderr, "");
+      assert.equal(passed.code, 0);
+      assertSaidAfter(passed.stdout, plan.period, plan.timeout, alive);
     });
   },
 });
@@ -746,15 +779,24 @@ Deno.test({
     await withSandbox("examples/compiled", async (pod) => {
       const command: string[] = pod.container.livenessProbe.exec.command;
       assert.equal(command[0], "/usr/local/bin/log-probe");
-      const bin = [`${COMPILED_DIR} /usr/local/bin ro`];
-      pod.log("processed job 1", pod.server.now);
-      const alive = await pod.exec(command, { mounts: bin, image: "host" });
-      assert.equal(alive.stderr, "");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
-      pod.server.now += 61_000;
-      const silent = await pod.exec(command, { mounts: bin, image: "host" });
+      const run = {
+        mounts: [`${COMPILED_DIR} /usr/local/bin ro`],
+        image: "host" as const,
+        virtualClock: true,
+      };
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
+      const silent = await pod.exec(command, run);
+      assert.equal(silent.stderr, "");
       assert.equal(silent.code, 1);
-      assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check/);
+      assertSaidAfter(silent.stdout, limit + 1, plan.timeout, firstFailure(plan));
+      pod.log("processed job 2");
+      pod.server.now += plan.period * 1000;
+      const passed = await pod.exec(command, run);
+      assert.equal(passed.code, 0);
+      assertSaidAfter(passed.stdout, plan.period, plan.timeout, alive);
     });
   },
 });
