@@ -833,7 +833,11 @@ Deno.test({
       stand.addPod(NS, "worker-two", ["worker", "shipper"], ["install-deno"]);
       await fresh();
       // The component always names the container: without it, as a hand-written probe might.
-      const result = await probe(["--window=60s"], { LOG_PROBE_POD_NAME: "worker-two" }, /^--container=/);
+      const result = await probe(
+        ["--window=60s"],
+        { LOG_PROBE_POD_NAME: "worker-two" },
+        /^--container=/,
+      );
       record({
         scenario: "pod with two containers, no --container",
         real: await cp.logs(token, "worker-two", query(60)),
