@@ -1033,7 +1033,7 @@ Deno.test("--match '^(a+)+$' on a 31-character line ends within --timeout; plain
   }
 });
 
-Deno.test("matching that outlasts --timeout stops before the deadline: judged on the lines matched, never unknown", async () => {
+Deno.test("matching that outlasts --timeout stops before the deadline: what was not matched is named, and silence is never claimed over it", async () => {
   const c = await cluster();
   try {
     const start = c.server.now - (LIMIT + 60) * 1000;
@@ -1042,16 +1042,18 @@ Deno.test("matching that outlasts --timeout stops before the deadline: judged on
     const slow = "(?:a?){9}".repeat(28) + "b";
     for (let i = 0; i < 300; i++) c.server.log(c.pod, "a".repeat(4096));
     const run = await c.run(["--match", slow, "--limit-bytes", "2000000", "--timeout", "1s"]);
-    assert.equal(run.code, 1, run.stdout);
+    // Past the limit, a line that counts may be among those not matched: as blind, never the
+    // kubelet's last failure; after a pass it passes.
+    assert.equal(run.code, 0, run.stdout);
     assert.match(
       run.stdout,
-      /^silent: no matching output since the start 2h1m(\d+s)? ago, over the 2h limit \(only \d+ lines? matched within --timeout: raise it or the CPU limit\) \(1 failure in a row/,
+      /^unknown: no line that counts in what was read: only \d+ lines? matched within --timeout: raise it or the CPU limit; passed, as the check before/,
     );
-    // Silence still counts from the start; one failure.
+    // Silence still counts from the start; no failure, one blind check.
     const fields = (await c.counter())!.trimEnd().split(" ");
     assert.deepEqual(
-      [fields[2], fields[5], fields[7]],
-      [new Date(start).toISOString(), "1", "2"],
+      [fields[2], fields[5], fields[6], fields[7]],
+      [new Date(start).toISOString(), "0", "1", "2"],
       fields.join(" "),
     );
     assert.ok(run.ms < 2000, `${run.ms.toFixed(0)} ms with --timeout 1s`);
