@@ -181,6 +181,9 @@ NODE
         \"message\":\"e2e node server\"}]}}" >/dev/null
 }
 
+# Sourced by node.sh for its functions; run, it does what the header says.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
 case ${1:-} in
 build) build ;;
 up)
