@@ -42,7 +42,8 @@ build() {
   echo "controlplane: built in $(($(date +%s) - started))s" >&2
   rm -rf "$out"
   mv "$tmp" "$out"
-  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -exec rm -rf {} + # older builds
+  # Builds of other sources, a day old (another checkout may be using a newer one).
+  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -mmin +1440 -exec rm -rf {} +
   echo "$out"
 }
 

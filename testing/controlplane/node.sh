@@ -24,7 +24,7 @@ node_sh=$(cd "$(dirname "$0")" && pwd)/node.sh
 # shellcheck source=controlplane.sh
 source "$(dirname "$0")/controlplane.sh"
 
-readonly ip=10.254.0.1
+readonly node_ip=10.254.0.1
 readonly pod_subnet=10.88.0.0/24
 readonly containerd_module=github.com/containerd/containerd/v2@v2.4.2
 readonly runc_module=github.com/opencontainers/runc@v1.5.3
@@ -49,7 +49,10 @@ deno_binary() {
 node_bin_dir() {
   local hash
   hash=$( (
-    cd "$here" && cat go.mod go.sum ./*/*.go tools.go node.sh controlplane.sh
+    cd "$here" && cat go.mod go.sum ./*/*.go tools.go controlplane.sh
+    # What the build does, and with which versions (not the rest of this file).
+    declare -f node_build go_install oci_image busybox_static with_libraries images
+    grep -E '^readonly [a-z_]+(module|image)=' node.sh
     sha256sum "$(deno_binary)" | cut -c1-64
   ) | sha256sum | cut -c1-16)
   echo "${XDG_CACHE_HOME:-$HOME/.cache}/log-probe-node/$hash"
@@ -193,7 +196,8 @@ node_build() {
   touch "$tmp/complete"
   rm -rf "$out"
   mv "$tmp" "$out"
-  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -exec rm -rf {} + # older builds
+  # Builds of other sources, a day old (another checkout may be using a newer one).
+  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -mmin +1440 -exec rm -rf {} +
   echo "$out"
 }
 
@@ -271,14 +275,14 @@ TOML
   "isGateway": true, "ipMasq": false, "ipam": {"type": "host-local",
   "ranges": [[{"subnet": "$pod_subnet"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
 JSON
-  echo "nameserver $ip" >"$dir/resolv.conf"
+  echo "nameserver $node_ip" >"$dir/resolv.conf"
   cat >"$dir/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: $ip
+address: $node_ip
 port: 10250
 readOnlyPort: 0
-healthzBindAddress: $ip
+healthzBindAddress: $node_ip
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
@@ -293,7 +297,7 @@ cgroupDriver: cgroupfs
 cgroupRoot: $(cgroup_root "$dir")
 podLogsDir: /var/log/pods
 volumePluginDir: $dir/volume-plugins
-clusterDNS: [$ip]
+clusterDNS: [$node_ip]
 clusterDomain: cluster.local
 resolvConf: $dir/resolv.conf
 failSwapOn: false
@@ -321,7 +325,7 @@ inside() { # DIR: PID 1 of the node's namespaces: mounts, then every component, 
   cp_bin=$(bin_dir)
   export PATH="$bin:$PATH"
   ip link set lo up
-  ip addr add "$ip/32" dev lo
+  ip addr add "$node_ip/32" dev lo
   mount -t tmpfs -o mode=755 tmpfs /run
   mount --bind "$dir/var-lib" /var/lib
   mount --bind "$dir/var-log" /var/log
@@ -330,18 +334,18 @@ inside() { # DIR: PID 1 of the node's namespaces: mounts, then every component, 
     echo "${entry#*=}" >"$dir/sysctl/${name//\//.}"
     mount --bind -o ro "$dir/sysctl/${name//\//.}" "/proc/sys/$name"
   done
-  start "$dir" "$ip" etcd
-  start "$dir" "$ip" apiserver
-  "$bin/dns" --listen "$ip:53" --answer "kubernetes.default.svc.cluster.local=$ip" \
+  start "$dir" "$node_ip" etcd
+  start "$dir" "$node_ip" apiserver
+  "$bin/dns" --listen "$node_ip:53" --answer "kubernetes.default.svc.cluster.local=$node_ip" \
     >>"$dir/dns.log" 2>&1 &
   "$bin/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
-    --bind-address="$ip" --secure-port=10257 --cert-dir="$dir/kcm-certs" \
+    --bind-address="$node_ip" --secure-port=10257 --cert-dir="$dir/kcm-certs" \
     --root-ca-file="$dir/pki/ca.crt" --service-account-private-key-file="$dir/pki/sa.key" \
     --use-service-account-credentials=false --profiling=false \
     --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
     >>"$dir/controller-manager.log" 2>&1 &
   "$bin/kube-scheduler" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
-    --bind-address="$ip" --secure-port=10259 --cert-dir="$dir/scheduler-certs" --profiling=false \
+    --bind-address="$node_ip" --secure-port=10259 --cert-dir="$dir/scheduler-certs" --profiling=false \
     --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
     >>"$dir/scheduler.log" 2>&1 &
   "$bin/containerd" --config "$dir/containerd.toml" >>"$dir/containerd.log" 2>&1 &
@@ -351,7 +355,7 @@ inside() { # DIR: PID 1 of the node's namespaces: mounts, then every component, 
       --snapshotter overlayfs "$bin/$image.tar" >>"$dir/images.log" 2>&1
   done
   "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
-    --hostname-override="$node_name" --node-ip="$ip" --v="${NODE_KUBELET_V:-2}" \
+    --hostname-override="$node_name" --node-ip="$node_ip" --v="${NODE_KUBELET_V:-2}" \
     >>"$dir/kubelet.log" 2>&1 &
   echo $! >"$dir/kubelet.pid"
   wait_for "the node" 120 wait_node_ready "$dir"
@@ -368,7 +372,7 @@ up() { # DIR
   [ -f "$bin/complete" ] || { echo "node: not built (node.sh build)" >&2 && return 1; }
   mkdir -p "$dir"
   host_state >"$dir/host-before"
-  pki "$dir" "$ip"
+  pki "$dir" "$node_ip"
   kubelet_pki "$dir"
   write_configs "$dir" "$bin"
   root=$(cgroup_root "$dir")
@@ -399,7 +403,7 @@ up() { # DIR
 node_exec() { # DIR CMD...
   local dir=$1
   shift
-  nsenter --target "$(cat "$dir/init.pid")" --net --mount -- "$@"
+  nsenter --target "$(cat "$dir/init.pid")" --net --mount --pid --wd="$PWD" -- "$@"
 }
 
 down() { # DIR: kill the namespaces' PID 1 (the kernel kills the rest), remove cgroups, check
