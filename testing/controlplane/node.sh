@@ -175,7 +175,10 @@ node_build() {
   command -v go >/dev/null || { echo "node: no go on PATH" >&2 && return 1; }
   local reason
   reason=$(check)
-  [ -z "$reason" ] || { echo "node: $reason" >&2 && return 1; }
+  if [ -n "$reason" ]; then # the control plane alone still serves testing/e2e_test.ts
+    echo "node: not built: $reason" >&2
+    return 0
+  fi
   mkdir -p "$(dirname "$out")"
   tmp=$(mktemp -d "$out.tmp-XXXXXX")
   started=$(date +%s)

@@ -1,0 +1,711 @@
+/**
+ * log-probe on a real node (testing/controlplane/node.sh): the kubelet execs
+ * the probe, counts its failures, kills and restarts containers, rotates their
+ * logs; containerd and runc run the pods under Pod Security "restricted"; the
+ * init container really copies Deno. The README's install is applied verbatim
+ * to a foreign Deployment, then each promise is one pod with scaled-down
+ * timings, its expectation derived from `probe.ts plan` with the probe's own
+ * flags, never from what was observed. The figures are printed, and written to
+ * `$E2E_RECORD` when it names a file (testing/e2e-recorded.md keeps them).
+ *
+ * Run with `deno task e2e` (root, unshare, kubectl, go on first run). Where the
+ * node cannot run, the test is skipped and the reason printed.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { parseAllDocuments } from "yaml";
+import { type Manifest, ROOT } from "./kubelet.ts";
+
+const NODE_SH = `${ROOT}testing/controlplane/node.sh`;
+const DENO = Deno.execPath();
+/** The scaled-down timings every promise pod runs with (the component's are 60s, 15, 10s, 5s, 60s). */
+const TIMINGS = { period: 3, threshold: 3, timeoutSeconds: 5, probeTimeout: "4s", window: "5s" };
+
+/** Runs a command; never throws on a non-zero exit. */
+async function run(
+  command: string,
+  args: string[],
+  options: { stdin?: string; cwd?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(command, {
+    args,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+const underE2e = Deno.env.get("LOG_PROBE_E2E") === "1";
+/** Why this machine cannot run a node (node.sh check), or "". */
+const cannotRun = underE2e ? (await run("bash", [NODE_SH, "check"])).stdout.trim() : "";
+if (underE2e && cannotRun) console.log(`node e2e: SKIPPED: ${cannotRun}`);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+/** The node: its folder, and kubectl run inside its network namespace. */
+class RealNode {
+  private constructor(readonly dir: string, readonly upSeconds: number) {}
+
+  static async up(): Promise<RealNode> {
+    const dir = await Deno.makeTempDir({ prefix: "log-probe-node-" });
+    const started = performance.now();
+    const up = await run("bash", [NODE_SH, "up", dir]);
+    if (up.code !== 0) {
+      await run("bash", [NODE_SH, "down", dir]);
+      throw new Error(`node.sh up failed (${up.code}): ${up.stderr}`);
+    }
+    return new RealNode(dir, seconds(performance.now() - started));
+  }
+
+  exec(args: string[], options: { stdin?: string; cwd?: string } = {}) {
+    return run("bash", [NODE_SH, "exec", this.dir, ...args], options);
+  }
+
+  kubectl(args: string[], options: { stdin?: string; cwd?: string } = {}) {
+    return this.exec(["kubectl", "--kubeconfig", `${this.dir}/kubeconfig`, ...args], options);
+  }
+
+  async get(args: string[]): Promise<Manifest> {
+    const result = await this.kubectl(["get", ...args, "-o", "json"]);
+    if (result.code !== 0) throw new Error(`kubectl get ${args.join(" ")}: ${result.stderr}`);
+    return JSON.parse(result.stdout);
+  }
+
+  async apply(namespace: string, objects: Manifest[]): Promise<string> {
+    const list = { apiVersion: "v1", kind: "List", items: objects };
+    const applied = await this.kubectl(["apply", "-n", namespace, "-f", "-"], {
+      stdin: JSON.stringify(list),
+    });
+    assert.equal(applied.code, 0, applied.stderr);
+    return applied.stdout;
+  }
+
+  /** Stops everything; what node.sh down found left on the host ("" when nothing). */
+  async down(): Promise<{ code: number; left: string }> {
+    const down = await run("bash", [NODE_SH, "down", this.dir]);
+    return { code: down.code, left: down.stderr.trim() };
+  }
+}
+
+/** The platform owner's namespace: Pod Security "restricted" enforced, a quota, limits per container. */
+function platformNamespace(name: string): Manifest[] {
+  return [
+    {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: {
+        name,
+        labels: {
+          "pod-security.kubernetes.io/enforce": "restricted",
+          "pod-security.kubernetes.io/enforce-version": "latest",
+        },
+      },
+    },
+    {
+      apiVersion: "v1",
+      kind: "ResourceQuota",
+      metadata: { name: "compute", namespace: name },
+      spec: {
+        hard: {
+          "requests.cpu": "4",
+          "requests.memory": "6Gi",
+          "limits.cpu": "12",
+          "limits.memory": "12Gi",
+          pods: "30",
+        },
+      },
+    },
+    {
+      apiVersion: "v1",
+      kind: "LimitRange",
+      metadata: { name: "per-container", namespace: name },
+      spec: {
+        limits: [{
+          type: "Container",
+          min: { cpu: "5m", memory: "16Mi" },
+          max: { cpu: "1", memory: "1Gi" },
+        }],
+      },
+    },
+  ];
+}
+
+/**
+ * Someone else's worker: its own account, names and security context, busybox
+ * (static, no glibc), a shell loop that stops promptly on SIGTERM.
+ */
+function foreignWorker(name: string, container: string, script: string): Manifest[] {
+  return [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name } },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, labels: { team: "ledger" } },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            serviceAccountName: name,
+            terminationGracePeriodSeconds: 5,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: 10001,
+              runAsGroup: 10001,
+              seccompProfile: { type: "RuntimeDefault" },
+            },
+            containers: [{
+              name: container,
+              image: "busybox:1.37-musl",
+              command: ["/bin/sh", "-c", `trap 'exit 0' TERM\n${script}`],
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              resources: {
+                requests: { cpu: "10m", memory: "32Mi" },
+                limits: { cpu: "500m", memory: "160Mi" },
+              },
+            }],
+          },
+        },
+      },
+    },
+  ];
+}
+
+/** Shell bodies for the workers (sleeps in the background so SIGTERM ends them at once). */
+const SCRIPTS = {
+  every2s: 'i=0; while true; do i=$((i+1)); echo "processed job $i"; sleep 2 & wait $!; done',
+  hangAfter5: 'for i in 1 2 3 4 5; do echo "processed job $i"; sleep 1 & wait $!; done; ' +
+    'echo "waiting for upstream"; sleep 100000 & wait $!',
+  slowStart: (delay: number) =>
+    `sleep ${delay} & wait $!; i=0; while true; do i=$((i+1)); echo "processed job $i"; ` +
+    "sleep 2 & wait $!; done",
+  // About 2 KiB/s: the kubelet (containerLogMaxSize 4Ki, checked every 3s) rotates it.
+  chatty: (seconds: number) =>
+    `i=0; end=$(( $(date +%s) + ${seconds} )); while [ $(date +%s) -lt $end ]; do i=$((i+1)); ` +
+    'echo "processed job $i ........................................................................"; ' +
+    'sleep 0.05 & wait $!; done; echo "waiting for upstream"; sleep 100000 & wait $!',
+};
+
+/** The README's step 2: a copy of container.yaml with the two names set. */
+function probePatchFor(deployment: string, container: string): string {
+  const template = Deno.readTextFileSync(`${ROOT}components/log-probe/container.yaml`);
+  const named = template
+    .replace(/name: \S+ # ①/, `name: ${deployment} # ①`)
+    .replace(/- name: \S+ # ②/, `- name: ${container} # ②`)
+    .replace(/- --container=[^\s#]+/, `- --container=${container}`);
+  assert.notEqual(named, template, "container.yaml has the two names marked ① and ②");
+  return named;
+}
+
+/** The probed container's livenessProbe with scaled-down timings, in the kubelet's and the probe's flags. */
+function scaled(deployment: Manifest, change: Partial<typeof TIMINGS> = {}): Manifest {
+  const copy = structuredClone(deployment);
+  const t = { ...TIMINGS, ...change };
+  for (const c of copy.spec.template.spec.containers) {
+    const probe = c.livenessProbe;
+    if (!probe) continue;
+    Object.assign(probe, {
+      initialDelaySeconds: t.period,
+      periodSeconds: t.period,
+      failureThreshold: t.threshold,
+      timeoutSeconds: t.timeoutSeconds,
+    });
+    const command: string[] = probe.exec.command.map((arg: string) =>
+      arg.startsWith("--period=")
+        ? `--period=${t.period}s`
+        : arg.startsWith("--failure-threshold=")
+        ? `--failure-threshold=${t.threshold}`
+        : arg
+    );
+    probe.exec.command = [...command, `--window=${t.window}`, `--timeout=${t.probeTimeout}`];
+  }
+  return copy;
+}
+
+/** A copy of `deployment` under another name (and its pods' label), running `script`. */
+function variant(deployment: Manifest, name: string, script: string): Manifest {
+  const copy = structuredClone(deployment);
+  copy.metadata.name = name;
+  copy.spec.selector.matchLabels.app = name;
+  copy.spec.template.metadata.labels.app = name;
+  const app = copy.spec.template.spec.containers.find((c: Manifest) => c.livenessProbe);
+  app.command = ["/bin/sh", "-c", `trap 'exit 0' TERM\n${script}`];
+  return copy;
+}
+
+/** What `probe.ts plan` predicts for the probe command's own flags. */
+interface Plan {
+  text: string;
+  /** Seconds of silence after the last output at which the kubelet restarts, at least and at most. */
+  min: number;
+  max: number;
+  /** Whether the container's start counts as output (issue 20's rule). */
+  startCounts: boolean;
+}
+
+function durationSeconds(text: string): number {
+  let total = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(h|m|s)/g)) {
+    total += Number(n) * (unit === "h" ? 3600 : unit === "m" ? 60 : 1);
+  }
+  return total;
+}
+
+async function planFor(command: string[]): Promise<Plan> {
+  const flags = command.filter((arg) =>
+    /^--(window|period|failure-threshold|growth|max-window)=/.test(arg)
+  );
+  const plan = await run(DENO, ["run", "--no-prompt", "--no-config", `${ROOT}probe.ts`, "plan", ...flags]);
+  assert.equal(plan.code, 0, plan.stdout + plan.stderr);
+  const range = plan.stdout.match(/Restart after (\S+?)(?: to (\S+?))? of silence/);
+  assert.ok(range, `plan names the restart time: ${plan.stdout}`);
+  return {
+    text: `plan ${flags.join(" ")}\n${plan.stdout.trim()}`,
+    min: durationSeconds(range[1]),
+    max: durationSeconds(range[2] ?? range[1]),
+    startCounts: !/hangs from its start is restarted after \d+ checks/.test(plan.stdout),
+  };
+}
+
+/** One container instance's end, as the kubelet reported it and its log showed it. */
+interface Restart {
+  restartCount: number;
+  lastLine: string;
+  lastLineAt: number;
+  finishedAt: number;
+  startedAt: number;
+  reason: string;
+  exitCode: number;
+  silence: number;
+  logFiles: string[];
+  terminationFiles: string[];
+  stateAfter?: string;
+}
+
+/** What the test saw of one promise pod while it ran. */
+interface Watched {
+  pod: Manifest;
+  restarts: Restart[];
+  stateBefore?: string;
+}
+
+const record: string[] = [];
+function note(line: string): void {
+  console.log(line);
+  record.push(line);
+}
+
+Deno.test({
+  name: "e2e node: the README's install and the probe's promises on a real kubelet, containerd and runc",
+  ignore: !underE2e || cannotRun !== "",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  const testStarted = performance.now();
+  const node = await RealNode.up();
+  note(`- node up (etcd, kube-apiserver, controller-manager, scheduler, DNS, containerd, kubelet) in ${node.upSeconds}s`);
+  const work = await Deno.makeTempDir({ prefix: "log-probe-node-work-" });
+  let failed = true;
+  try {
+    // README: "`log-probe` is a checkout of this repository" beside your workload's folder.
+    assert.equal((await run("ln", ["-s", ROOT.replace(/\/$/, ""), `${work}/log-probe`])).code, 0);
+    await Deno.mkdir(`${work}/my-worker`);
+
+    await t.step("the README's install, verbatim, on a foreign Deployment", async () => {
+      await node.apply("ledger", platformNamespace("ledger"));
+      const worker = foreignWorker("ledger-sync", "sync", SCRIPTS.every2s);
+      await Deno.writeTextFile(
+        `${work}/my-worker/deployment.yaml`,
+        worker.map((o) => JSON.stringify(o)).join("\n---\n"),
+      );
+      // README, Install, step 2: the copy of container.yaml, then the kustomization.
+      await Deno.writeTextFile(`${work}/my-worker/log-probe.yaml`, probePatchFor("ledger-sync", "sync"));
+      await Deno.writeTextFile(
+        `${work}/my-worker/kustomization.yaml`,
+        [
+          "resources:",
+          "  - deployment.yaml # yours, with its own serviceAccountName",
+          "components:",
+          "  - ../log-probe/components/log-probe",
+          "patches:",
+          "  - path: log-probe.yaml",
+          "",
+        ].join("\n"),
+      );
+      // Without the component first, to measure what the init container adds.
+      const bare = structuredClone(worker[1]);
+      bare.metadata.name = "ledger-bare";
+      bare.spec.selector.matchLabels.app = "ledger-bare";
+      bare.spec.template.metadata.labels.app = "ledger-bare";
+      const bareStarted = performance.now();
+      await node.apply("ledger", [worker[0], bare]);
+      const barePod = await runningPod(node, "ledger", "ledger-bare");
+      const bareSeconds = seconds(performance.now() - bareStarted);
+
+      const release = await node.kubectl(["apply", "-n", "ledger", "-k", "log-probe"], { cwd: work });
+      note(`- \`kubectl apply -n ledger -k log-probe\`: exit ${release.code}\n${indent(release.stdout + release.stderr)}`);
+      assert.equal(release.code, 0, release.stderr);
+      const appliedAt = performance.now();
+      const apply = await node.kubectl(["apply", "-n", "ledger", "-k", "my-worker"], { cwd: work });
+      note(`- \`kubectl apply -n ledger -k my-worker\`: exit ${apply.code}\n${indent(apply.stdout + apply.stderr)}`);
+      assert.equal(apply.code, 0, apply.stderr);
+      const pod = await runningPod(node, "ledger", "ledger-sync");
+      const withSeconds = seconds(performance.now() - appliedAt);
+      const init = pod.status.initContainerStatuses[0];
+      assert.equal(init.name, "install-deno");
+      assert.equal(init.state.terminated?.exitCode, 0, JSON.stringify(init.state));
+      const initSeconds = (Date.parse(init.state.terminated.finishedAt) -
+        Date.parse(init.state.terminated.startedAt)) / 1000;
+      note(
+        `- start-up: apply to app container running ${withSeconds}s with the component, ` +
+          `${bareSeconds}s without (same worker, same node; polled every 0.25s): ` +
+          `the init container adds about ${seconds((withSeconds - bareSeconds) * 1000)}s ` +
+          `(its own run: ${initSeconds}s by the kubelet's second-granular timestamps)`,
+      );
+      const uid = pod.metadata.uid;
+      const copy = await du(`${node.dir}/var-lib/kubelet/pods/${uid}/volumes/kubernetes.io~empty-dir/deno`);
+      const podDir = await du(`${node.dir}/var-lib/kubelet/pods/${uid}`);
+      const bareDir = await du(`${node.dir}/var-lib/kubelet/pods/${barePod.metadata.uid}`);
+      note(
+        `- node disk per pod: the deno copy ${mib(copy)} (${copy} bytes); the pod's folder ` +
+          `${mib(podDir)} against ${mib(bareDir)} without the component ` +
+          `(in-memory volumes not counted)`,
+      );
+      assert.ok(copy > 50 * 1048576 && copy < 128 * 1048576, `the copy fits its sizeLimit: ${copy}`);
+
+      // README, Verify: doctor from inside the container, with the probe's own flags.
+      const command: string[] = pod.spec.containers.find((c: Manifest) => c.name === "sync")
+        .livenessProbe.exec.command;
+      const doctorArgs = command.map((arg) => arg === "/opt/log-probe/probe.ts" ? arg : arg);
+      const at = doctorArgs.indexOf("/opt/log-probe/probe.ts");
+      doctorArgs.splice(at + 1, 0, "doctor");
+      const doctor = await node.kubectl([
+        "exec",
+        "-n",
+        "ledger",
+        "deploy/ledger-sync",
+        "-c",
+        "sync",
+        "--",
+        ...doctorArgs,
+      ]);
+      note(`- README's Verify (\`kubectl exec … probe.ts doctor\`): exit ${doctor.code}\n${indent(doctor.stdout + doctor.stderr)}`);
+      assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    });
+
+    await t.step("the promises, each one pod on the real kubelet", async () => {
+      const ns = "promises";
+      await node.apply(ns, platformNamespace(ns));
+      const release = await node.kubectl(["apply", "-n", ns, "-k", "log-probe"], { cwd: work });
+      assert.equal(release.code, 0, release.stderr);
+      const rendered = await renderKustomization(`${work}/my-worker`);
+      const base = scaled(rendered.find((m) => m.kind === "Deployment"));
+      const command: string[] = base.spec.template.spec.containers[0].livenessProbe.exec.command;
+      const plan = await planFor(command);
+      note(`- ${plan.text.split("\n")[0]}: restart after ${plan.min}s to ${plan.max}s of silence`);
+      const P = TIMINGS.period;
+      const slowDelay = Math.floor(plan.min * 0.6);
+
+      const pods: Record<string, Manifest> = {
+        hung: variant(base, "hung", SCRIPTS.hangAfter5),
+        healthy: variant(base, "healthy", SCRIPTS.every2s),
+        slow: variant(base, "slow", SCRIPTS.slowStart(slowDelay)),
+        chatty: variant(base, "chatty", SCRIPTS.chatty(100000)),
+        "chatty-hung": variant(base, "chatty-hung", SCRIPTS.chatty(15)),
+        norbac: variant(base, "norbac", SCRIPTS.every2s),
+        sidecar: variant(base, "sidecar", SCRIPTS.every2s),
+        notoken: variant(base, "notoken", SCRIPTS.every2s),
+        stalled: variant(base, "stalled", SCRIPTS.every2s),
+      };
+      // No RoleBinding: its own account, which nothing binds.
+      pods.norbac.spec.template.spec.serviceAccountName = "unbound";
+      // A sidecar listed first, and the probe without --container.
+      const sidecarSpec = pods.sidecar.spec.template.spec;
+      sidecarSpec.containers.unshift({
+        ...structuredClone(sidecarSpec.containers[0]),
+        name: "shipper",
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait $!"],
+        livenessProbe: undefined,
+        volumeMounts: undefined,
+        env: undefined,
+        terminationMessagePath: undefined,
+      });
+      const sidecarApp = sidecarSpec.containers[1];
+      sidecarApp.livenessProbe.exec.command = sidecarApp.livenessProbe.exec.command.filter(
+        (arg: string) => !arg.startsWith("--container="),
+      );
+      // No token: the pod opts out of the service account's token.
+      pods.notoken.spec.template.spec.automountServiceAccountToken = false;
+      // The kubelet's timeout below the probe's own deadline (--timeout=4s): the kubelet kills the check.
+      pods.stalled.spec.template.spec.containers[0].livenessProbe.timeoutSeconds = 2;
+
+      const account = rendered.filter((m) => m.kind !== "Deployment");
+      await node.apply(ns, [
+        ...account,
+        { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "unbound" } },
+        ...Object.values(pods),
+      ]);
+      const started = Date.now();
+      const watched: Record<string, Watched> = {};
+      const misconfigured = ["norbac", "sidecar", "notoken"];
+      // Until the hung workers' restarts are in, and every other pod ran past three
+      // thresholds and past the slow starter's first line plus plan's latest restart.
+      const enough = started + 1000 * Math.max(3 * P * TIMINGS.threshold + 20, slowDelay + plan.max + 2 * P);
+      const deadline = started + 1000 * (60 + 2 * (plan.max + 3 * P + 20) + 60);
+      for (let poll = 0;; poll++) {
+        await sleep(1000);
+        const list = await node.get(["pods", "-n", ns]);
+        for (const pod of list.items) {
+          const name = pod.metadata.labels.app;
+          const w = watched[name] ??= { pod, restarts: [] };
+          w.pod = pod;
+          const app = pod.status.containerStatuses?.find((c: Manifest) => c.name === "sync");
+          if (!app) continue;
+          if (app.restartCount > w.restarts.length) {
+            w.restarts.push(await restartOf(node, ns, pod, app));
+          }
+          if (name === "hung" && app.state.running && poll % 3 === 0) {
+            w.stateBefore = await stateFile(node, ns, pod);
+          }
+        }
+        const hung = watched.hung?.restarts.length ?? 0;
+        const chattyHung = watched["chatty-hung"]?.restarts.length ?? 0;
+        if (hung >= 2 && chattyHung >= 1 && Date.now() > enough) break;
+        if (Date.now() > deadline) break;
+      }
+      const ranFor = seconds(Date.now() - started);
+      note(`- observed for ${ranFor}s (${Math.floor(ranFor / P)} periods of ${P}s)`);
+      const events = await node.get(["events", "-n", ns]);
+      const eventsOf = (pod: string) =>
+        events.items.filter((e: Manifest) => e.involvedObject.name === watched[pod]?.pod.metadata.name)
+          .map((e: Manifest) => `${e.reason} ×${e.count ?? 1}: ${e.message}`);
+      for (const [name, w] of Object.entries(watched)) {
+        note(`- **${name}**: restartCount ${w.restarts.length}`);
+        for (const r of w.restarts) {
+          note(
+            `  - restart ${r.restartCount}: last line ${JSON.stringify(r.lastLine)}, ` +
+              `killed ${r.silence}s after it (plan: ${plan.min}s to ${plan.max}s); ` +
+              `${r.reason}, exit ${r.exitCode}; log files ${r.logFiles.join(", ")}; ` +
+              `termination-message files ${r.terminationFiles.length} (${r.terminationFiles.join(", ")})`,
+          );
+          if (r.stateAfter !== undefined) note(`  - counter after the restart: ${JSON.stringify(r.stateAfter)}`);
+        }
+        if (name === "hung" && w.stateBefore) note(`  - counter before the restart: ${JSON.stringify(w.stateBefore)}`);
+        for (const e of eventsOf(name)) note(`  - event ${e}`);
+      }
+
+      // 1. A hung worker is restarted at plan's time, within one period; 6. a restarted
+      // one starts a new log file, a new termination-message file and a new count.
+      const hung = watched.hung.restarts;
+      assert.ok(hung.length >= 2, `the hung worker was restarted twice: ${hung.length}`);
+      for (const r of hung) {
+        assert.ok(
+          r.silence >= plan.min - 1 && r.silence <= plan.max + P + 1,
+          `restart ${r.restartCount} after ${r.silence}s of silence, plan: ${plan.min}s to ${plan.max}s (+${P}s)`,
+        );
+      }
+      assert.notDeepEqual(hung[1].logFiles, hung[0].logFiles, "a new log file per instance");
+      assert.ok(hung[1].terminationFiles.length > hung[0].terminationFiles.length || hung[1].terminationFiles.join() !== hung[0].terminationFiles.join(), "a new termination-message file per instance");
+      // 2. Healthy workers are never restarted; a slow starter only where plan says so.
+      assert.equal(watched.healthy.restarts.length, 0, "the healthy worker was never restarted");
+      if (plan.startCounts) {
+        assert.equal(watched.slow.restarts.length, 0, `the slow starter (first line at ${slowDelay}s) was never restarted`);
+      } else {
+        note(`  - slow starter: this probe.ts counts silence from its first check (plan: "hangs from its start is restarted after"); issue 20's rule (the start counts as output) expects 0 restarts`);
+      }
+      // 3. A misconfigured probe never restarts, and says why in the events.
+      for (const name of misconfigured) {
+        assert.equal(watched[name].restarts.length, 0, `${name} was never restarted`);
+        assert.ok(
+          eventsOf(name).some((e: string) => e.includes("Liveness probe failed: error:")),
+          `${name}'s events show the probe's line: ${eventsOf(name).join("; ")}`,
+        );
+      }
+      assert.ok(ranFor >= 3 * TIMINGS.threshold * P, "observed over three thresholds");
+      // 4. Rotation: a chatty healthy worker is never restarted; a chatty one that hangs is, on time
+      // (the last lines may have been rotated away before a check saw them: one period earlier).
+      assert.equal(watched.chatty.restarts.length, 0, "the chatty worker was never restarted");
+      const rotated = await rotatedFiles(node, ns, watched.chatty.pod);
+      note(`- chatty worker's log folder after ${ranFor}s: ${rotated.join(", ")}`);
+      assert.ok(rotated.some((f) => /^0\.log\.\d{8}-\d{6}/.test(f)), "the kubelet rotated the log");
+      const chattyHung = watched["chatty-hung"].restarts[0];
+      assert.ok(chattyHung, "the chatty worker that hung was restarted");
+      assert.ok(
+        chattyHung.silence >= plan.min - P - 1 && chattyHung.silence <= plan.max + P + 1,
+        `chatty-hung restarted after ${chattyHung.silence}s, plan: ${plan.min}s to ${plan.max}s (±${P}s)`,
+      );
+
+      // 5. A check the kubelet kills at timeoutSeconds, then the next check.
+      await stallApiServer(node, 2 * P + 1);
+      await sleep(3 * P * 1000);
+      const stalled = await node.get(["pods", "-n", ns, "-l", "app=stalled"]);
+      const after = await node.get(["events", "-n", ns]);
+      const stalledEvents = after.items.filter((e: Manifest) =>
+        e.involvedObject.name === stalled.items[0].metadata.name
+      ).map((e: Manifest) => `${e.reason} ×${e.count ?? 1}: ${e.message}`);
+      note(`- **stalled** (API server stopped ${2 * P + 1}s; timeoutSeconds 2 under --timeout=4s): restartCount ${stalled.items[0].status.containerStatuses[0].restartCount}`);
+      for (const e of stalledEvents) note(`  - event ${e}`);
+      assert.ok(stalledEvents.some((e: string) => /timed out/i.test(e)), "the kubelet killed a check");
+      assert.equal(stalled.items[0].status.containerStatuses[0].restartCount, 0, "the next check passed");
+    });
+
+    await t.step("examples/image-volume: Deno from an image volume, no init container", async () => {
+      const ns = "images";
+      await node.apply(ns, platformNamespace(ns));
+      for (const dir of [ROOT, `${ROOT}examples/image-volume`]) {
+        const applied = await node.kubectl(["apply", "-n", ns, "-k", dir]);
+        note(`- \`kubectl apply -n ${ns} -k ${dir.replace(ROOT, "") || "."}\`: exit ${applied.code}\n${indent(applied.stdout + applied.stderr)}`);
+        assert.equal(applied.code, 0, applied.stderr);
+      }
+      const pod = await runningPod(node, ns, "worker");
+      assert.equal(pod.spec.initContainers, undefined, "no init container");
+      const command: string[] = pod.spec.containers[0].livenessProbe.exec.command;
+      const at = command.indexOf("/opt/log-probe/probe.ts");
+      const doctor = await node.kubectl([
+        "exec",
+        "-n",
+        ns,
+        pod.metadata.name,
+        "-c",
+        "worker",
+        "--",
+        ...command.slice(0, at + 1),
+        "doctor",
+        ...command.slice(at + 1),
+      ]);
+      note(`- image volume, doctor: exit ${doctor.code}\n${indent(doctor.stdout + doctor.stderr)}`);
+      assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+      const podDir = await du(`${node.dir}/var-lib/kubelet/pods/${pod.metadata.uid}`);
+      note(`- image volume: the pod's folder ${mib(podDir)} (no copy); the image, once per node: ${mib(await du(`${await nodeCache()}/image-volume.tar`))}`);
+    });
+    failed = false;
+  } finally {
+    const down = await node.down();
+    note(`- node down: exit ${down.code}${down.left ? `, left: ${down.left}` : ", nothing left on the host (processes, mounts, cgroups, sysctls, addresses, paths)"}`);
+    note(`- the whole run: ${seconds(performance.now() - testStarted)}s`);
+    const path = Deno.env.get("E2E_RECORD");
+    if (path) await Deno.writeTextFile(path, record.join("\n") + "\n");
+    if (!Deno.env.get("E2E_KEEP") && !failed) await Deno.remove(node.dir, { recursive: true });
+    await Deno.remove(work, { recursive: true });
+    assert.equal(down.left, "", "the node left nothing on the host");
+    assert.equal(down.code, 0);
+  }
+});
+
+function indent(text: string): string {
+  return text.trim().split("\n").map((line) => `    ${line}`).join("\n");
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+async function du(path: string): Promise<number> {
+  const result = await run("du", ["-sb", path]);
+  assert.equal(result.code, 0, result.stderr);
+  return Number(result.stdout.split("\t")[0]);
+}
+
+async function nodeCache(): Promise<string> {
+  return (await run("bash", [NODE_SH, "build"])).stdout.trim();
+}
+
+async function renderKustomization(dir: string): Promise<Manifest[]> {
+  const result = await run("kubectl", ["kustomize", dir]);
+  assert.equal(result.code, 0, result.stderr);
+  return parseAllDocuments(result.stdout).map((doc) => doc.toJS());
+}
+
+/** The Deployment's pod once its probed container runs (the kubelet's view). */
+async function runningPod(node: RealNode, ns: string, app: string): Promise<Manifest> {
+  const until = Date.now() + 180_000;
+  while (Date.now() < until) {
+    const list = await node.get(["pods", "-n", ns, "-l", `app=${app}`]);
+    const pod = list.items[0];
+    if (pod?.status.containerStatuses?.every((c: Manifest) => c.state.running)) return pod;
+    await sleep(250);
+  }
+  const events = await node.kubectl(["get", "events", "-n", ns]);
+  throw new Error(`No running pod for app=${app} in 180s:\n${events.stdout}`);
+}
+
+/** The instance the kubelet just ended: its last line, when, and the files the next one got. */
+async function restartOf(node: RealNode, ns: string, pod: Manifest, app: Manifest): Promise<Restart> {
+  const logs = await node.kubectl(["logs", "-n", ns, pod.metadata.name, "-c", "sync", "--previous", "--timestamps"]);
+  const lines = logs.stdout.trim().split("\n");
+  const last = lines.at(-1) ?? "";
+  const [stamp, ...text] = last.split(" ");
+  const ended = app.lastState.terminated ?? {};
+  const lastLineAt = Date.parse(stamp) / 1000;
+  const finishedAt = Date.parse(ended.finishedAt) / 1000;
+  const podDir = `${node.dir}/var-lib/kubelet/pods/${pod.metadata.uid}/containers/sync`;
+  const logDir = `${node.dir}/var-log/pods/${ns}_${pod.metadata.name}_${pod.metadata.uid}/sync`;
+  return {
+    restartCount: app.restartCount,
+    lastLine: text.join(" "),
+    lastLineAt,
+    finishedAt,
+    startedAt: Date.parse(ended.startedAt) / 1000,
+    reason: ended.reason ?? "",
+    exitCode: ended.exitCode ?? -1,
+    // finishedAt is whole seconds (truncated): the kill came within the second after it.
+    silence: Math.round((finishedAt + 0.5 - lastLineAt) * 10) / 10,
+    logFiles: await listDir(logDir),
+    terminationFiles: await listDir(podDir),
+    stateAfter: app.state.running ? await stateFile(node, ns, pod) : undefined,
+  };
+}
+
+async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  } catch { /* gone */ }
+  return names.sort();
+}
+
+async function rotatedFiles(node: RealNode, ns: string, pod: Manifest): Promise<string[]> {
+  return await listDir(`${node.dir}/var-log/pods/${ns}_${pod.metadata.name}_${pod.metadata.uid}/sync`);
+}
+
+/** The probe's counter file in the container (the state emptyDir outlives restarts). */
+async function stateFile(node: RealNode, ns: string, pod: Manifest): Promise<string> {
+  const cat = await node.kubectl([
+    "exec",
+    "-n",
+    ns,
+    pod.metadata.name,
+    "-c",
+    "sync",
+    "--",
+    "cat",
+    "/var/lib/log-probe/state.sync",
+  ]);
+  return cat.code === 0 ? cat.stdout.trim() : `(none: ${cat.stderr.trim().split("\n")[0]})`;
+}
+
+/** Stops the API server (SIGSTOP) for `seconds`, then lets it go on. */
+async function stallApiServer(node: RealNode, seconds: number): Promise<void> {
+  const pid = (await Deno.readTextFile(`${node.dir}/apiserver.pid`)).trim();
+  const stop = await node.exec(["kill", "-STOP", pid]);
+  assert.equal(stop.code, 0, stop.stderr);
+  await sleep(seconds * 1000);
+  const go = await node.exec(["kill", "-CONT", pid]);
+  assert.equal(go.code, 0, go.stderr);
+}
