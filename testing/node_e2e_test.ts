@@ -295,14 +295,14 @@ interface Restart {
   silence: number;
   logFiles: string[];
   terminationFiles: string[];
-  stateAfter?: string;
 }
 
 /** What the test saw of one promise pod while it ran. */
 interface Watched {
   pod: Manifest;
   restarts: Restart[];
-  stateBefore?: string;
+  /** The probe's counter file as sampled in the container, each distinct value once. */
+  counters: string[];
 }
 
 const record: string[] = [];
@@ -473,15 +473,16 @@ Deno.test({
         const list = await node.get(["pods", "-n", ns]);
         for (const pod of list.items) {
           const name = pod.metadata.labels.app;
-          const w = watched[name] ??= { pod, restarts: [] };
+          const w = watched[name] ??= { pod, restarts: [], counters: [] };
           w.pod = pod;
           const app = pod.status.containerStatuses?.find((c: Manifest) => c.name === "sync");
           if (!app) continue;
           if (app.restartCount > w.restarts.length) {
             w.restarts.push(await restartOf(node, ns, pod, app));
           }
-          if (name === "hung" && app.state.running && poll % 3 === 0) {
-            w.stateBefore = await stateFile(node, ns, pod);
+          if (name === "hung" && app.state.running && poll % 2 === 0) {
+            const counter = await stateFile(node, ns, pod);
+            if (counter !== undefined && counter !== w.counters.at(-1)) w.counters.push(counter);
           }
         }
         const hung = watched.hung?.restarts.length ?? 0;
@@ -499,14 +500,15 @@ Deno.test({
         note(`- **${name}**: restartCount ${w.restarts.length}`);
         for (const r of w.restarts) {
           note(
-            `  - restart ${r.restartCount}: last line ${JSON.stringify(r.lastLine)}, ` +
-              `killed ${r.silence}s after it (plan: ${plan.min}s to ${plan.max}s); ` +
+            `  - restart ${r.restartCount}: ` + (isNaN(r.lastLineAt)
+              ? `no output; killed ${r.finishedAt - r.startedAt}s after its start; `
+              : `last line ${JSON.stringify(r.lastLine)}, killed ${r.silence}s after it ` +
+                `(plan: ${plan.min}s to ${plan.max}s); `) +
               `${r.reason}, exit ${r.exitCode}; log files ${r.logFiles.join(", ")}; ` +
               `termination-message files ${r.terminationFiles.length} (${r.terminationFiles.join(", ")})`,
           );
-          if (r.stateAfter !== undefined) note(`  - counter after the restart: ${JSON.stringify(r.stateAfter)}`);
         }
-        if (name === "hung" && w.stateBefore) note(`  - counter before the restart: ${JSON.stringify(w.stateBefore)}`);
+        for (const c of w.counters) note(`  - counter file: \`${c}\``);
         for (const e of eventsOf(name)) note(`  - event ${e}`);
       }
 
@@ -521,6 +523,8 @@ Deno.test({
         );
       }
       assert.notDeepEqual(hung[1].logFiles, hung[0].logFiles, "a new log file per instance");
+      const instances = new Set(watched.hung.counters.map((c) => c.split(" ")[1]));
+      assert.ok(instances.size >= 2, `the counter names each instance: ${watched.hung.counters}`);
       assert.ok(hung[1].terminationFiles.length > hung[0].terminationFiles.length || hung[1].terminationFiles.join() !== hung[0].terminationFiles.join(), "a new termination-message file per instance");
       // 2. Healthy workers are never restarted; a slow starter only where plan says so.
       assert.equal(watched.healthy.restarts.length, 0, "the healthy worker was never restarted");
@@ -668,7 +672,6 @@ async function restartOf(node: RealNode, ns: string, pod: Manifest, app: Manifes
     silence: Math.round((finishedAt + 0.5 - lastLineAt) * 10) / 10,
     logFiles: await listDir(logDir),
     terminationFiles: await listDir(podDir),
-    stateAfter: app.state.running ? await stateFile(node, ns, pod) : undefined,
   };
 }
 
@@ -685,7 +688,11 @@ async function rotatedFiles(node: RealNode, ns: string, pod: Manifest): Promise<
 }
 
 /** The probe's counter file in the container (the state emptyDir outlives restarts). */
-async function stateFile(node: RealNode, ns: string, pod: Manifest): Promise<string> {
+async function stateFile(
+  node: RealNode,
+  ns: string,
+  pod: Manifest,
+): Promise<string | undefined> {
   const cat = await node.kubectl([
     "exec",
     "-n",
@@ -697,7 +704,7 @@ async function stateFile(node: RealNode, ns: string, pod: Manifest): Promise<str
     "cat",
     "/var/lib/log-probe/state.sync",
   ]);
-  return cat.code === 0 ? cat.stdout.trim() : `(none: ${cat.stderr.trim().split("\n")[0]})`;
+  return cat.code === 0 ? cat.stdout.trim() : undefined;
 }
 
 /** Stops the API server (SIGSTOP) for `seconds`, then lets it go on. */

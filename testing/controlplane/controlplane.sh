@@ -21,8 +21,18 @@ node_name=e2e-node
 
 bin_dir() {
   local hash
-  hash=$(cd "$here" && cat go.mod go.sum ./*/*.go tools.go | sha256sum | cut -c1-16)
+  hash=$( (cd "$here" && cat go.mod go.sum ./*/*.go tools.go && declare -f build version_ldflags) |
+    sha256sum | cut -c1-16)
   echo "${XDG_CACHE_HOME:-$HOME/.cache}/log-probe-e2e/$hash"
+}
+
+version_ldflags() { # what `kubectl version` and the probe's doctor show: the module's version
+  local version
+  version=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$here/go.mod")
+  version=${version#v}
+  echo "-X k8s.io/component-base/version.gitVersion=v$version" \
+    "-X k8s.io/component-base/version.gitMajor=${version%%.*}" \
+    "-X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$version")"
 }
 
 build() {
@@ -37,7 +47,7 @@ build() {
   tmp=$(mktemp -d "$out.tmp-XXXXXX")
   started=$(date +%s)
   echo "controlplane: building kube-apiserver, etcd and node into $out (first time: long)" >&2
-  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w" -o "$tmp/" \
+  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver ./etcd ./node) >&2
   echo "controlplane: built in $(($(date +%s) - started))s" >&2
   rm -rf "$out"

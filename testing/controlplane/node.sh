@@ -51,7 +51,7 @@ node_bin_dir() {
   hash=$( (
     cd "$here" && cat go.mod go.sum ./*/*.go tools.go controlplane.sh
     # What the build does, and with which versions (not the rest of this file).
-    declare -f node_build go_install oci_image busybox_static with_libraries images
+    declare -f node_build go_install oci_image deb_extract with_libraries images version_ldflags
     grep -E '^readonly [a-z_]+(module|image)=' node.sh
     sha256sum "$(deno_binary)" | cut -c1-64
   ) | sha256sum | cut -c1-16)
@@ -60,7 +60,7 @@ node_bin_dir() {
 
 check() { # why this machine cannot run the node, on stdout; nothing when it can
   local missing=()
-  for tool in go kubectl openssl curl unshare nsenter ip mount tar sha256sum apt-get dpkg-deb; do
+  for tool in go cc pkg-config kubectl openssl curl unshare nsenter ip mount tar sha256sum apt-get dpkg-deb; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -71,9 +71,6 @@ check() { # why this machine cannot run the node, on stdout; nothing when it can
     echo "cannot make network, mount and PID namespaces with unshare"
   elif [ ! -d /sys/fs/cgroup/memory ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
     echo "no cgroup memory controller under /sys/fs/cgroup"
-  elif ! echo '#include <seccomp.h>' | cc -E - >/dev/null 2>&1 &&
-    ! dpkg -s libseccomp-dev >/dev/null 2>&1; then
-    echo "no libseccomp headers for runc (apt-get install libseccomp-dev)"
   fi
 }
 
@@ -109,14 +106,13 @@ oci_image() { # NAME ROOTFS OUT CMD: an OCI image layout tarball of one uncompre
   rm -rf "$work"
 }
 
-busybox_static() { # DIR: Debian's busybox-static, extracted (not installed) as DIR/busybox.bin
-  local dir=$1 deb
-  (cd "$dir" && { apt-get download busybox-static >/dev/null 2>&1 ||
-    { apt-get update >/dev/null 2>&1 && apt-get download busybox-static >/dev/null; }; })
-  deb=$(ls "$dir"/busybox-static_*.deb)
-  dpkg-deb -x "$deb" "$dir/deb"
-  mv "$dir/deb/bin/busybox" "$dir/busybox.bin"
-  rm -rf "$dir/deb" "$deb"
+deb_extract() { # PACKAGE DIR: a Debian package's files, extracted (not installed) into DIR
+  local package=$1 dir=$2
+  mkdir -p "$dir"
+  (cd "$dir" && { apt-get download "$package" >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && apt-get download "$package" >/dev/null; }; })
+  dpkg-deb -x "$dir/${package}"_*.deb "$dir"
+  rm "$dir/${package}"_*.deb
 }
 
 with_libraries() { # ROOTFS BINARY...: copy each binary's libraries and loader (as ldd names them)
@@ -131,7 +127,8 @@ with_libraries() { # ROOTFS BINARY...: copy each binary's libraries and loader (
 images() { # OUT: the images the node needs, as OCI tarballs (no registry is reachable)
   local out=$1 work applet
   work=$(mktemp -d)
-  busybox_static "$work"
+  deb_extract busybox-static "$work/deb"
+  mv "$work/deb/bin/busybox" "$work/busybox.bin"
   # busybox:1.37-musl, the example worker's image: Debian's busybox-static stands in.
   mkdir -p "$work/busybox/bin"
   cp "$work/busybox.bin" "$work/busybox/bin/busybox"
@@ -183,14 +180,21 @@ node_build() {
   tmp=$(mktemp -d "$out.tmp-XXXXXX")
   started=$(date +%s)
   echo "node: building the kubelet, controller-manager, scheduler, containerd, runc and CNI into $out" >&2
-  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w" \
-    -o "$tmp/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager \
+  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath \
+    -ldflags="-s -w $(version_ldflags)" -o "$tmp/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler) >&2
   (cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath \
     -ldflags="-s -w" -o "$tmp/" ./dns ./pause) >&2
   go_install "$tmp" "no_btrfs no_devmapper no_zfs" "$containerd_module" \
     /cmd/containerd /cmd/containerd-shim-runc-v2 /cmd/ctr
-  go_install "$tmp" seccomp "$runc_module" ""
+  # runc's seccomp (RuntimeDefault) links libseccomp: Debian's static library, not installed.
+  local seccomp pc
+  seccomp=$(mktemp -d)
+  deb_extract libseccomp-dev "$seccomp"
+  pc=$(dirname "$(find "$seccomp" -name libseccomp.pc)")
+  rm -f "$(dirname "$pc")/libseccomp.so"
+  PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$seccomp go_install "$tmp" seccomp "$runc_module" ""
+  rm -rf "$seccomp"
   mkdir -p "$tmp/cni"
   CGO_ENABLED=0 go_install "$tmp/cni" "" "$cni_module" /plugins/main/bridge /plugins/main/loopback \
     /plugins/ipam/host-local
