@@ -14,178 +14,30 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { parseAllDocuments } from "yaml";
 import { type Manifest, ROOT } from "./kubelet.ts";
+import {
+  du,
+  foreignWorker,
+  mib,
+  NODE_SH,
+  platformNamespace,
+  probePatchFor,
+  RealNode,
+  renderKustomization,
+  run,
+  runningPod,
+  seconds,
+  sleep,
+} from "./node.ts";
 
-const NODE_SH = `${ROOT}testing/controlplane/node.sh`;
 const DENO = Deno.execPath();
 /** The scaled-down timings every promise pod runs with (the component's are 60s, 15, 10s, 5s, 60s). */
 const TIMINGS = { period: 3, threshold: 3, timeoutSeconds: 5, probeTimeout: "4s", window: "5s" };
-
-/** Runs a command; never throws on a non-zero exit. */
-async function run(
-  command: string,
-  args: string[],
-  options: { stdin?: string; cwd?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
 
 const underE2e = Deno.env.get("LOG_PROBE_E2E") === "1";
 /** Why this machine cannot run a node (node.sh check), or "". */
 const cannotRun = underE2e ? (await run("bash", [NODE_SH, "check"])).stdout.trim() : "";
 if (underE2e && cannotRun) console.log(`node e2e: SKIPPED: ${cannotRun}`);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const seconds = (ms: number) => Math.round(ms / 100) / 10;
-
-/** The node: its folder, and kubectl run inside its network namespace. */
-class RealNode {
-  private constructor(readonly dir: string, readonly upSeconds: number) {}
-
-  static async up(): Promise<RealNode> {
-    const dir = await Deno.makeTempDir({ prefix: "log-probe-node-" });
-    const started = performance.now();
-    const up = await run("bash", [NODE_SH, "up", dir]);
-    if (up.code !== 0) {
-      await run("bash", [NODE_SH, "down", dir]);
-      throw new Error(`node.sh up failed (${up.code}): ${up.stderr}`);
-    }
-    return new RealNode(dir, seconds(performance.now() - started));
-  }
-
-  exec(args: string[], options: { stdin?: string; cwd?: string } = {}) {
-    return run("bash", [NODE_SH, "exec", this.dir, ...args], options);
-  }
-
-  kubectl(args: string[], options: { stdin?: string; cwd?: string } = {}) {
-    return this.exec(["kubectl", "--kubeconfig", `${this.dir}/kubeconfig`, ...args], options);
-  }
-
-  async get(args: string[]): Promise<Manifest> {
-    const result = await this.kubectl(["get", ...args, "-o", "json"]);
-    if (result.code !== 0) throw new Error(`kubectl get ${args.join(" ")}: ${result.stderr}`);
-    return JSON.parse(result.stdout);
-  }
-
-  async apply(namespace: string, objects: Manifest[]): Promise<string> {
-    const list = { apiVersion: "v1", kind: "List", items: objects };
-    const applied = await this.kubectl(["apply", "-n", namespace, "-f", "-"], {
-      stdin: JSON.stringify(list),
-    });
-    assert.equal(applied.code, 0, applied.stderr);
-    return applied.stdout;
-  }
-
-  /** Stops everything; what node.sh down found left on the host ("" when nothing). */
-  async down(): Promise<{ code: number; left: string }> {
-    const down = await run("bash", [NODE_SH, "down", this.dir]);
-    return { code: down.code, left: down.stderr.trim() };
-  }
-}
-
-/** The platform owner's namespace: Pod Security "restricted" enforced, a quota, limits per container. */
-function platformNamespace(name: string): Manifest[] {
-  return [
-    {
-      apiVersion: "v1",
-      kind: "Namespace",
-      metadata: {
-        name,
-        labels: {
-          "pod-security.kubernetes.io/enforce": "restricted",
-          "pod-security.kubernetes.io/enforce-version": "latest",
-        },
-      },
-    },
-    {
-      apiVersion: "v1",
-      kind: "ResourceQuota",
-      metadata: { name: "compute", namespace: name },
-      spec: {
-        hard: {
-          "requests.cpu": "4",
-          "requests.memory": "6Gi",
-          "limits.cpu": "12",
-          "limits.memory": "12Gi",
-          pods: "30",
-        },
-      },
-    },
-    {
-      apiVersion: "v1",
-      kind: "LimitRange",
-      metadata: { name: "per-container", namespace: name },
-      spec: {
-        limits: [{
-          type: "Container",
-          min: { cpu: "5m", memory: "16Mi" },
-          max: { cpu: "1", memory: "1Gi" },
-        }],
-      },
-    },
-  ];
-}
-
-/**
- * Someone else's worker: its own account, names and security context, busybox
- * (static, no glibc), a shell loop that stops promptly on SIGTERM.
- */
-function foreignWorker(name: string, container: string, script: string): Manifest[] {
-  return [
-    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name } },
-    {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name, labels: { team: "ledger" } },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name } },
-          spec: {
-            serviceAccountName: name,
-            terminationGracePeriodSeconds: 5,
-            securityContext: {
-              runAsNonRoot: true,
-              runAsUser: 10001,
-              runAsGroup: 10001,
-              seccompProfile: { type: "RuntimeDefault" },
-            },
-            containers: [{
-              name: container,
-              image: "busybox:1.37-musl",
-              command: ["/bin/sh", "-c", `trap 'exit 0' TERM\n${script}`],
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ["ALL"] },
-              },
-              resources: {
-                requests: { cpu: "10m", memory: "32Mi" },
-                limits: { cpu: "500m", memory: "160Mi" },
-              },
-            }],
-          },
-        },
-      },
-    },
-  ];
-}
 
 /** Shell bodies for the workers (sleeps in the background so SIGTERM ends them at once). */
 const SCRIPTS = {
@@ -201,17 +53,6 @@ const SCRIPTS = {
     'echo "processed job $i ........................................................................"; ' +
     'sleep 0.05 & wait $!; done; echo "waiting for upstream"; sleep 100000 & wait $!',
 };
-
-/** The README's step 2: a copy of container.yaml with the two names set. */
-function probePatchFor(deployment: string, container: string): string {
-  const template = Deno.readTextFileSync(`${ROOT}components/log-probe/container.yaml`);
-  const named = template
-    .replace(/name: \S+ # ①/, `name: ${deployment} # ①`)
-    .replace(/- name: \S+ # ②/, `- name: ${container} # ②`)
-    .replace(/- --container=[^\s#]+/, `- --container=${container}`);
-  assert.notEqual(named, template, "container.yaml has the two names marked ① and ②");
-  return named;
-}
 
 /** The probed container's livenessProbe with scaled-down timings, in the kubelet's and the probe's flags. */
 function scaled(deployment: Manifest, change: Partial<typeof TIMINGS> = {}): Manifest {
@@ -710,37 +551,8 @@ function indent(text: string): string {
   return text.trim().split("\n").map((line) => `    ${line}`).join("\n");
 }
 
-function mib(bytes: number): string {
-  return `${(bytes / 1048576).toFixed(1)} MiB`;
-}
-
-async function du(path: string): Promise<number> {
-  const result = await run("du", ["-sb", path]);
-  assert.equal(result.code, 0, result.stderr);
-  return Number(result.stdout.split("\t")[0]);
-}
-
 async function nodeCache(): Promise<string> {
   return (await run("bash", [NODE_SH, "build"])).stdout.trim();
-}
-
-async function renderKustomization(dir: string): Promise<Manifest[]> {
-  const result = await run("kubectl", ["kustomize", dir]);
-  assert.equal(result.code, 0, result.stderr);
-  return parseAllDocuments(result.stdout).map((doc) => doc.toJS());
-}
-
-/** The Deployment's pod once its probed container runs (the kubelet's view). */
-async function runningPod(node: RealNode, ns: string, app: string): Promise<Manifest> {
-  const until = Date.now() + 180_000;
-  while (Date.now() < until) {
-    const list = await node.get(["pods", "-n", ns, "-l", `app=${app}`]);
-    const pod = list.items[0];
-    if (pod?.status.containerStatuses?.every((c: Manifest) => c.state.running)) return pod;
-    await sleep(250);
-  }
-  const events = await node.kubectl(["get", "events", "-n", ns]);
-  throw new Error(`No running pod for app=${app} in 180s:\n${events.stdout}`);
 }
 
 /** The instance the kubelet just ended: its last line, when, and the files the next one got. */
