@@ -6,8 +6,9 @@
  * are applied with `kubectl` as a user would; the real probe runs in the pod
  * sandbox (testing/sandbox.sh via {@linkcode KubeletPod}) with a token from the
  * TokenRequest API. Every scenario prints its outcome; the API server's exact
- * answers, next to the stand-in's (testing/apiserver.ts), go to
- * `/tmp/log-probe-e2e-recorded.md` (kept in testing/e2e-recorded.md).
+ * answers, next to the stand-in's (testing/apiserver.ts), are printed, and
+ * written to `$E2E_RECORD/controlplane.md` when E2E_RECORD names a folder
+ * (testing/e2e-recorded.md keeps them).
  *
  * Run with `deno task e2e` (root, unshare, kubectl, openssl, go on first run).
  *
@@ -923,7 +924,8 @@ Deno.test({
     const text = `# log-probe e2e: recorded ${
       new Date().toISOString()
     } in ${seconds}s\n\n${markdown()}\n`;
-    await Deno.writeTextFile("/tmp/log-probe-e2e-recorded.md", text);
+    const folder = Deno.env.get("E2E_RECORD");
+    if (folder) await Deno.writeTextFile(`${folder}/controlplane.md`, text);
     console.log(text);
     await stand.close();
     await pod?.close();

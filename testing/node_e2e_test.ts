@@ -6,7 +6,8 @@
  * to a foreign Deployment, then each promise is one pod with scaled-down
  * timings, its expectation derived from `probe.ts plan` with the probe's own
  * flags, never from what was observed. The figures are printed, and written to
- * `$E2E_RECORD` when it names a file (testing/e2e-recorded.md keeps them).
+ * `$E2E_RECORD/node.md` when E2E_RECORD names a folder (testing/e2e-recorded.md
+ * keeps them).
  *
  * Run with `deno task e2e` (root, unshare, kubectl, go on first run). Where the
  * node cannot run, the test is skipped and the reason printed.
@@ -533,8 +534,8 @@ Deno.test({
       }`,
     );
     note(`- the whole run: ${seconds(performance.now() - testStarted)}s`);
-    const path = Deno.env.get("E2E_RECORD");
-    if (path) await Deno.writeTextFile(path, record.join("\n") + "\n");
+    const folder = Deno.env.get("E2E_RECORD");
+    if (folder) await Deno.writeTextFile(`${folder}/node.md`, record.join("\n") + "\n");
     if (!Deno.env.get("E2E_KEEP") && !failed) await Deno.remove(node.dir, { recursive: true });
     await Deno.remove(work, { recursive: true });
     assert.equal(down.left, "", "the node left nothing on the host");
