@@ -479,6 +479,38 @@ Deno.test({
         0,
         "the next check passed",
       );
+
+      // What the node server (testing/controlplane/node) reproduces, from the real kubelet: the
+      // log file renamed and not reopened (a rotation whose reopen failed), read as the probe reads.
+      const healthy = watched.healthy.pod;
+      const logDir =
+        `${node.dir}/var-log/pods/${ns}_${healthy.metadata.name}_${healthy.metadata.uid}/sync`;
+      await Deno.rename(`${logDir}/0.log`, `${logDir}/0.log.20261202-000000`);
+      try {
+        const path = `/api/v1/namespaces/${ns}/pods/${healthy.metadata.name}/log?container=sync&` +
+          "sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64";
+        const raw = await node.kubectl(["get", "--raw", path, "-v=6"]);
+        const status = raw.stderr.match(/GET https:\S+ (\d{3} [^\n]*?) in \d+ milliseconds/)?.[1];
+        note(
+          `- **log file renamed, not reopened** (healthy worker): the API server answered ` +
+            `${status}, body ${JSON.stringify(raw.stdout)}`,
+        );
+        const command: string[] = healthy.spec.containers[0].livenessProbe.exec.command;
+        const check = await node.kubectl([
+          "exec",
+          "-n",
+          ns,
+          healthy.metadata.name,
+          "-c",
+          "sync",
+          "--",
+          ...command,
+        ]);
+        note(`  - the probe's check: exit ${check.code}: ${JSON.stringify(check.stdout)}`);
+        assert.match(status ?? "", /^200/, "the kubelet's log error arrives as a 200");
+      } finally {
+        await Deno.rename(`${logDir}/0.log.20261202-000000`, `${logDir}/0.log`);
+      }
     });
 
     await t.step(
@@ -592,7 +624,11 @@ async function restartOf(
     // finishedAt is whole seconds (truncated): the kill came within the second after it.
     silence: Math.round((finishedAt + 0.5 - lastLineAt) * 10) / 10,
     logFiles: await listDir(logDir),
-    terminationFiles: await listDir(podDir),
+    terminationFiles: await Promise.all(
+      (await listDir(podDir)).map(async (f) =>
+        `${f} (mode ${((await Deno.stat(`${podDir}/${f}`)).mode! & 0o777).toString(8)})`
+      ),
+    ),
   };
 }
 
