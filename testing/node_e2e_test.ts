@@ -595,24 +595,24 @@ async function restartOf(
   pod: Manifest,
   app: Manifest,
 ): Promise<Restart> {
-  const logs = await node.kubectl([
-    "logs",
-    "-n",
-    ns,
-    pod.metadata.name,
-    "-c",
-    "sync",
-    "--previous",
-    "--timestamps",
-  ]);
-  const lines = logs.stdout.trim().split("\n");
-  const last = lines.at(-1) ?? "";
-  const [stamp, ...text] = last.split(" ");
+  const podDir = `${node.dir}/var-lib/kubelet/pods/${pod.metadata.uid}/containers/sync`;
+  const logDir = `${node.dir}/var-log/pods/${ns}_${pod.metadata.name}_${pod.metadata.uid}/sync`;
+  // The ended instance's newest line, from its CRI log files on the node: `kubectl logs
+  // --previous` reads only its current file, empty when the kubelet rotated it after the last line.
+  const instance = app.restartCount - 1;
+  let last = "";
+  for (const file of await listDir(logDir)) {
+    if (file !== `${instance}.log` && !file.startsWith(`${instance}.log.`)) continue;
+    for (const line of (await Deno.readTextFile(`${logDir}/${file}`)).split("\n")) {
+      const at = Date.parse(line.split(" ")[0]);
+      if (at >= (Date.parse(last.split(" ")[0]) || 0)) last = line;
+    }
+  }
+  // CRI: RFC3339Nano stamp, stream, P/F tag, text.
+  const [stamp, , , ...text] = last.split(" ");
   const ended = app.lastState.terminated ?? {};
   const lastLineAt = Date.parse(stamp) / 1000;
   const finishedAt = Date.parse(ended.finishedAt) / 1000;
-  const podDir = `${node.dir}/var-lib/kubelet/pods/${pod.metadata.uid}/containers/sync`;
-  const logDir = `${node.dir}/var-log/pods/${ns}_${pod.metadata.name}_${pod.metadata.uid}/sync`;
   return {
     restartCount: app.restartCount,
     lastLine: text.join(" "),
