@@ -399,16 +399,19 @@ Deno.test({
         for (const e of eventsOf(name)) note(`  - event ${e}`);
       }
 
-      // 1. A hung worker is restarted at plan's time, within one period; 6. a restarted
+      // 1. A hung worker is restarted at plan's time; 6. a restarted
       // one starts a new log file, a new termination-message file and a new count.
       const hung = watched.hung.restarts;
       assert.ok(hung.length >= 2, `the hung worker was restarted twice: ${hung.length}`);
       // plan tries where the last output falls at whole seconds (renderPlan), so its figures
-      // are exact to one second: the bound allows that step, and one period for the kill.
+      // are exact to one second: the bound allows that step. After plan's last check the kill
+      // comes within one period (the kubelet's tick), the check's own run (timeoutSeconds) and
+      // the worker's exit on SIGTERM (1s): on a loaded machine each may take all of it.
+      const latest = plan.max + P + TIMINGS.timeoutSeconds + 1;
       for (const r of hung) {
         assert.ok(
-          r.silence >= plan.min - 1 && r.silence <= plan.max + P + 1,
-          `restart ${r.restartCount} after ${r.silence}s of silence, plan: ${plan.min}s to ${plan.max}s (+${P}s)`,
+          r.silence >= plan.min - 1 && r.silence <= latest,
+          `restart ${r.restartCount} after ${r.silence}s of silence, plan: ${plan.min}s to ${plan.max}s (at most ${latest}s)`,
         );
       }
       assert.notDeepEqual(hung[1].logFiles, hung[0].logFiles, "a new log file per instance");
@@ -510,6 +513,25 @@ Deno.test({
         assert.match(status ?? "", /^200/, "the kubelet's log error arrives as a 200");
       } finally {
         await Deno.rename(`${logDir}/0.log.20261202-000000`, `${logDir}/0.log`);
+      }
+
+      // The kubelet stopped (the node server's "kubelet down"): what the probe's request gets.
+      const stop = await run("bash", [NODE_SH, "kubelet", node.dir, "stop"]);
+      assert.equal(stop.code, 0, stop.stderr);
+      try {
+        await sleep(1000);
+        const path = `/api/v1/namespaces/${ns}/pods/${healthy.metadata.name}/log?container=sync&` +
+          "sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64";
+        const raw = await node.kubectl(["get", "--raw", path, "-v=6"]);
+        const status = raw.stderr.match(/GET https:\S+ (\d{3} [^\n]*?) in \d+ milliseconds/)?.[1];
+        note(
+          `- **kubelet stopped**: the API server answered ${status}, message ` +
+            JSON.parse(raw.stderr.match(/"message": ("(?:[^"\\]|\\.)*")/)?.[1] ?? '""'),
+        );
+        assert.match(status ?? "", /^5\d\d/, "an unreachable kubelet is a 5xx");
+      } finally {
+        const start = await run("bash", [NODE_SH, "kubelet", node.dir, "start"]);
+        assert.equal(start.code, 0, start.stderr);
       }
     });
 

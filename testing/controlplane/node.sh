@@ -6,7 +6,8 @@
 #
 #   node.sh build             build once into the cache, print its folder
 #   node.sh up DIR            start the node; DIR/kubeconfig; DIR/holder.pid
-#   node.sh exec DIR CMD...   run CMD in the node's network and mount namespaces
+#   node.sh exec DIR CMD...   run CMD in the node's network, mount and PID namespaces
+#   node.sh kubelet DIR stop|start   stop or start the kubelet alone
 #   node.sh down DIR          stop everything, remove its cgroups, check the host
 #   node.sh leftovers DIR     what the node left on the host (nothing: no output)
 #   node.sh check             why this machine cannot run a node (no output: it can)
@@ -326,6 +327,14 @@ wait_node_ready() { # DIR
   kubectl --kubeconfig "$1/kubeconfig" wait --for=condition=Ready "node/$node_name" --timeout=5s
 }
 
+start_kubelet() { # DIR: the kubelet, in the background (inside the node's namespaces)
+  local dir=$1
+  "$(node_bin_dir)/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
+    --hostname-override="$node_name" --node-ip="$node_ip" --v="${NODE_KUBELET_V:-2}" \
+    </dev/null >>"$dir/kubelet.log" 2>&1 &
+  echo $! >"$dir/kubelet.pid"
+}
+
 inside() { # DIR: PID 1 of the node's namespaces: mounts, then every component, then wait
   local dir=$1 bin cp_bin entry name
   bin=$(node_bin_dir)
@@ -361,10 +370,7 @@ inside() { # DIR: PID 1 of the node's namespaces: mounts, then every component, 
     "$bin/ctr" --address /run/containerd/containerd.sock -n k8s.io images import \
       --snapshotter overlayfs "$bin/$image.tar" >>"$dir/images.log" 2>&1
   done
-  "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
-    --hostname-override="$node_name" --node-ip="$node_ip" --v="${NODE_KUBELET_V:-2}" \
-    >>"$dir/kubelet.log" 2>&1 &
-  echo $! >"$dir/kubelet.pid"
+  start_kubelet "$dir"
   wait_for "the node" 120 wait_node_ready "$dir"
   : >"$dir/ready"
   sleep infinity &
@@ -451,6 +457,15 @@ exec)
 down) down "$2" ;;
 leftovers) leftovers "$2" ;;
 _inside) inside "$2" ;;
+kubelet) # DIR stop|start: the kubelet alone (its pods keep running meanwhile)
+  if [ "$3" = stop ]; then
+    node_exec "$2" sh -c 'kill "$(cat "$1/kubelet.pid")"' sh "$2"
+  else
+    node_exec "$2" bash "$node_sh" _kubelet "$2"
+    wait_for "the kubelet" 60 node_exec "$2" curl -sf "http://$node_ip:10248/healthz"
+  fi
+  ;;
+_kubelet) start_kubelet "$2" ;;
 _images) images "$2" ;; # for debugging: the image tarballs into $2 (needs $2/pause)
 *)
   sed -n '2,21p' "$0" >&2
