@@ -138,16 +138,16 @@ images() { # OUT: the images the node needs, as OCI tarballs (no registry is rea
   done
   mkdir -p "$work/busybox/tmp" && chmod 1777 "$work/busybox/tmp"
   oci_image "$busybox_image" "$work/busybox" "$out/busybox.tar" '["sh"]'
-  # denoland/deno:debian-2.9.6: what install-deno.sh needs (sh, ldd, cp, rm, Deno on
-  # the PATH), made from the npm Deno binary and this machine's glibc, bash and ldd.
+  # denoland/deno:debian-2.9.6: what install-deno.sh needs (sh, ldd, cp, rm, env and Deno
+  # on the PATH), made from the npm Deno binary and this machine's glibc, bash, ldd and env.
   mkdir -p "$work/deno/bin" "$work/deno/usr/bin" "$work/deno/tmp"
   chmod 1777 "$work/deno/tmp"
   cp "$work/busybox.bin" "$work/deno/bin/busybox"
   for applet in sh cp rm cat ls mkdir; do ln -s busybox "$work/deno/bin/$applet"; done
   cp /bin/bash "$work/deno/bin/bash"
-  cp /usr/bin/ldd "$work/deno/usr/bin/ldd"
+  cp /usr/bin/ldd /usr/bin/env "$work/deno/usr/bin/"
   cp "$(deno_binary)" "$work/deno/usr/bin/deno"
-  with_libraries "$work/deno" /bin/bash "$(deno_binary)"
+  with_libraries "$work/deno" /bin/bash /usr/bin/env "$(deno_binary)"
   chmod -R a+rX "$work/deno"
   oci_image "$deno_image" "$work/deno" "$out/deno.tar" '["deno","--version"]'
   # examples/image-volume's image, as its Dockerfile makes it: install-deno.sh's copy at the root.
