@@ -139,15 +139,18 @@ images() { # OUT: the images the node needs, as OCI tarballs (no registry is rea
   mkdir -p "$work/busybox/tmp" && chmod 1777 "$work/busybox/tmp"
   oci_image "$busybox_image" "$work/busybox" "$out/busybox.tar" '["sh"]'
   # denoland/deno:debian-2.9.6: what install-deno.sh needs (sh, ldd, cp, rm, env and Deno
-  # on the PATH), made from the npm Deno binary and this machine's glibc, bash, ldd and env.
-  mkdir -p "$work/deno/bin" "$work/deno/usr/bin" "$work/deno/tmp"
+  # on the PATH), made from the npm Deno binary and this machine's Debian programs (dash as
+  # sh, as in the Debian image: busybox's sh answers `command -v env` with "env").
+  mkdir -p "$work/deno/usr/bin" "$work/deno/usr/lib" "$work/deno/usr/lib64" "$work/deno/tmp"
   chmod 1777 "$work/deno/tmp"
-  cp "$work/busybox.bin" "$work/deno/bin/busybox"
-  for applet in sh cp rm cat ls mkdir; do ln -s busybox "$work/deno/bin/$applet"; done
-  cp /bin/bash "$work/deno/bin/bash"
-  cp /usr/bin/ldd /usr/bin/env "$work/deno/usr/bin/"
+  for dir in bin lib lib64; do ln -s "usr/$dir" "$work/deno/$dir"; done
+  local programs=(/usr/bin/dash /usr/bin/bash /usr/bin/ldd /usr/bin/env /usr/bin/cp /usr/bin/rm
+    /usr/bin/cat /usr/bin/ls /usr/bin/mkdir)
+  cp "${programs[@]}" "$work/deno/usr/bin/"
+  ln -s dash "$work/deno/usr/bin/sh"
   cp "$(deno_binary)" "$work/deno/usr/bin/deno"
-  with_libraries "$work/deno" /bin/bash /usr/bin/env "$(deno_binary)"
+  with_libraries "$work/deno" /usr/bin/dash /usr/bin/bash /usr/bin/env /usr/bin/cp /usr/bin/rm \
+    /usr/bin/cat /usr/bin/ls /usr/bin/mkdir "$(deno_binary)"
   chmod -R a+rX "$work/deno"
   oci_image "$deno_image" "$work/deno" "$out/deno.tar" '["deno","--version"]'
   # examples/image-volume's image, as its Dockerfile makes it: install-deno.sh's copy at the root.
