@@ -1,39 +1,42 @@
 /**
  * log-probe: a Kubernetes exec liveness probe for containers that offer no
  * health endpoint. It asks the API server for the container's own console
- * output in a recent window: output means alive, silence means hung. Each
- * silent check in a row widens the window (60s, 180s, 360s … by default), so
- * a quiet but healthy worker is not killed between two prints.
+ * output: output means alive; silence for longer than the limit (the window
+ * the schedule 60s, 180s, 360s … reaches at the kubelet's failureThreshold-th
+ * check: 2h by default) means hung, and the check fails until the kubelet
+ * restarts the container. The container's start counts as output.
  *
  * Run it inside the container, e.g.
  *
  * ```sh
  * deno run --no-prompt --no-config --no-lock --no-remote --no-npm \
  *   --v8-flags=--enable-experimental-regexp-engine \
- *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe \
- *   --allow-write=/var/lib/log-probe --allow-env=POD_NAME,NO_PROXY --allow-net=kubernetes.default.svc \
- *   probe.ts --state-file=/var/lib/log-probe/state --termination-message-path=/termination-log
+ *   --allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/opt/log-probe/termination-log,/var/lib/log-probe \
+ *   --allow-write=/var/lib/log-probe --allow-env=LOG_PROBE_POD_NAME,NO_PROXY \
+ *   --allow-net=kubernetes.default.svc probe.ts --container=worker --period=60s \
+ *   --failure-threshold=15 --state-file=/var/lib/log-probe/state \
+ *   --termination-message-path=/opt/log-probe/termination-log
  * ```
  *
  * Permissions: read the service-account folder, the termination-message file
- * (it tells container instances apart) and the state file's folder; write the
- * state file's folder; the environment variables it should consult (POD_NAME
- * here; KUBERNETES_SERVICE_HOST/PORT, NAMESPACE, POD_NAMESPACE, HOSTNAME,
- * CONTAINER_NAME where used); the API server's host. The V8 flag lets
- * --match/--ignore run in linear time. The service account's
- * role needs `get` on `pods/log` only. No imports: it runs offline from a
- * ConfigMap.
+ * (the kubelet makes it anew at each container start: it tells instances apart
+ * and dates the start) and the state file's folder; write the state file's
+ * folder; the environment variables it should consult (LOG_PROBE_POD_NAME
+ * here; KUBERNETES_SERVICE_HOST/PORT, NAMESPACE, POD_NAMESPACE, POD_NAME,
+ * HOSTNAME, CONTAINER_NAME where used); the API server's host. The V8 flag lets
+ * --match/--ignore run in linear time. The service account's role needs `get`
+ * on `pods/log` only. No imports: it runs offline from a ConfigMap.
  *
- * Exit codes: 0 alive (or API unreachable), 1 silent, 2 misconfigured (never the kubelet's
- * failureThreshold-th failure in a row: see `decide`).
+ * Exit codes: 0 alive (or nothing to judge), 1 silent, 2 misconfigured (one check in three at
+ * most: see `decide`).
  *
  * @module
  */
 
 /** The version `--version` prints. */
-export const VERSION = "0.3.0";
+export const VERSION = "0.4.0";
 
-/** How the window grows with each silent check in a row. */
+/** How the window grows with each check: it sets the limit, the window at the threshold. */
 export type Growth = "triangular" | "linear" | "exponential" | "fixed";
 
 /** What one check concluded. */
@@ -52,15 +55,15 @@ export interface LineOptions {
   match: RegExp[];
   /** Lines matching one of these never count. */
   ignore: RegExp[];
-  /** Lines asked for when there are patterns (`tailLines`). */
+  /** Lines of last words with patterns (`tailLines`). */
   tail: number;
-  /** Bytes asked for when there are patterns (`limitBytes`). */
+  /** Bytes of one read when there are patterns (`limitBytes`); a check reads page after page. */
   limitBytes: number;
   /** When set, matching stops at this `performance.now()` time: {@linkcode OutOfTime}. */
   deadline?: number;
 }
 
-/** The kubelet's probe settings, for `plan` and `backtest`. */
+/** The kubelet's probe settings, which the limit and the restart follow. */
 export interface PlanOptions extends WindowOptions {
   /** The probe's `periodSeconds`. */
   period: number;
@@ -69,7 +72,7 @@ export interface PlanOptions extends WindowOptions {
 }
 
 /** Options of one check (and of `doctor`), as given on the command line. */
-export interface CheckOptions extends WindowOptions, LineOptions {
+export interface CheckOptions extends PlanOptions, LineOptions {
   server?: string;
   namespace?: string;
   pod?: string;
@@ -77,25 +80,18 @@ export interface CheckOptions extends WindowOptions, LineOptions {
   stateFile: string;
   /** Deadline of the whole check, in seconds. */
   timeout: number;
-  /** What a lost answer (`unknown`) does to the kubelet's count; see {@linkcode ApiErrorMode}. */
-  onApiError: ApiErrorMode;
   serviceAccountDir: string;
   terminationMessagePath: string;
+  /** A startupProbe's check: fails until the container's first output (see `decide`). */
+  firstOutput?: boolean;
   /** Quote the last line on the silent path. */
   lastLine: boolean;
-  /** The probe's `periodSeconds`, when given. */
-  period?: number;
-  /** The probe's `failureThreshold`, when given: errors fail at most one fewer checks in a row. */
-  failureThreshold?: number;
+  /** `--period` was given: a second check within the same period leaves the counts alone. */
+  periodGiven: boolean;
+  /** Flags still accepted but no longer used, to say so. */
+  retired: string[];
   output: "line" | "json";
 }
-
-/**
- * What an `unknown` check exits with. `streak` (the default): 0 for a container
- * that had output at the last answer, 1 for one in a silent streak (which goes
- * on one step); `ignore`: always 0; `fail`: always 1.
- */
-export type ApiErrorMode = "streak" | "ignore" | "fail";
 
 /** Options of `backtest`. */
 export interface BacktestOptions extends PlanOptions, LineOptions {
@@ -141,52 +137,44 @@ export type Answer =
     detail: string;
   };
 
-/** What a check knows before it asks: the counter file's memory, and the time. */
-export interface CheckState {
-  /** Silent checks in a row so far: the window's step. */
-  silentChecks: number;
-  /** The newest line that counted, as an earlier check of this container instance saw it. */
-  lastOutput?: string;
-  /** The last check of this container instance that could judge the log failed. */
-  failing?: boolean;
-  /** Non-zero exits in a row so far: the kubelet's count of failures. */
-  failures?: number;
-  /** How many of those were misconfigurations. */
-  errors?: number;
-  /** Where the last answered read ended (UTC): a check with patterns reads from there. */
-  seenUntil?: string;
-  /** The previous check met the kubelet's error on the log file. */
-  unreadable?: boolean;
-  /** False for a second probe's check within the same period: the silent count stays. */
-  counted?: boolean;
+/**
+ * What the counter remembers of this container instance, and the time: all a decision needs
+ * besides the evidence. Times in ms on the pod's clock, the node's under runc (`CLOCK_REALTIME`
+ * is not namespaced), the one the runtime stamps lines with.
+ */
+export interface Memory {
+  /** The newest output any check saw, or the container's start: silence counts from here. */
+  lastOutput: number;
+  /** No output seen yet: `lastOutput` is the container's start. */
+  fromStart: boolean;
+  /** When the last answered read was made: everything written before it was read. */
+  seenUntil?: number;
+  /** Non-zero exits in a row so far: the kubelet's count, as far as this probe made it. */
+  failures: number;
+  /** Checks in a row that could not see the log (lost answers, errors). */
+  blind: number;
+  /** The check before met the kubelet's error on the log file. */
+  unreadable: boolean;
+  /** False for a second probe's check within the same period: the counts stay. */
+  counted: boolean;
   /**
-   * The pod's clock, in ms: the node's clock (`CLOCK_REALTIME` is not namespaced), the one the
-   * runtime stamps lines with and the kubelet turns `sinceSeconds` into a time with.
+   * Checks the kubelet ran since the last one this counter saw that left no trace: killed at
+   * `timeoutSeconds`, which the kubelet counts as failures (known with `--period` only).
    */
+  missed?: number;
   now: number;
 }
 
-/** The verdict of one check and the counter it leaves. */
+/** The verdict of one check and the memory it leaves. */
 export interface Outcome {
   verdict: Verdict;
   /** The exit code the kubelet sees. */
   code: number;
-  /** Silent checks in a row after this check. */
-  silentChecks: number;
-  /** Non-zero exits in a row after this check. */
-  failures: number;
-  /** How many of those were misconfigurations. */
-  errors: number;
-  /** The last check that could judge the log failed. */
-  failing: boolean;
-  /** This check met the kubelet's error on the log file. */
-  unreadable?: boolean;
   /** The line to print, without notes. */
   message: string;
-  /** The window this check looked at, in seconds. */
-  window: number;
-  /** The timestamp of the newest line that counted, in this answer or remembered. */
-  lastOutput?: string;
+  /** Seconds since the last output (or the start), as this check judged. */
+  silence: number;
+  next: Omit<Memory, "counted" | "missed" | "now">;
 }
 
 /** A misconfiguration or bad input: exit 2 with the message. */
@@ -222,8 +210,12 @@ export const LINEAR_REGEXP_FLAG = "--v8-flags=--enable-experimental-regexp-engin
  * timeoutSeconds is 1, the seed article's 10); a longer check only delays the restart.
  */
 export const MAX_TIMEOUT = 300;
+/** A misconfiguration fails one check in this many (the first of each run, then every third). */
+export const ERROR_CADENCE = 3;
 const MAX_BODY = 4096;
 const LAST_LINE_BYTES = 256;
+/** Pages of one check with patterns, at most: a bound besides the deadline. */
+const MAX_PAGES = 64;
 
 const DEFAULTS = {
   window: 60,
@@ -240,7 +232,7 @@ const DEFAULTS = {
 type CommandName = "check" | "plan" | "doctor" | "backtest";
 const ASKING: CommandName[] = ["check", "doctor"];
 const LINES: CommandName[] = ["check", "doctor", "backtest"];
-const KUBELET: CommandName[] = ["plan", "backtest", "check", "doctor"];
+const ALL: CommandName[] = ["plan", "backtest", "check", "doctor"];
 
 /** Which commands take each flag. */
 const FLAGS: Record<string, CommandName[]> = {
@@ -254,19 +246,20 @@ const FLAGS: Record<string, CommandName[]> = {
   "termination-message-path": ASKING,
   "on-api-error": ["check"],
   "last-line": ["check"],
+  "first-output": ["check"],
   "output": ["check"],
-  "window": ["check", "plan", "doctor", "backtest"],
-  "growth": ["check", "plan", "doctor", "backtest"],
-  "max-window": ["check", "plan", "doctor", "backtest"],
+  "window": ALL,
+  "growth": ALL,
+  "max-window": ALL,
   "match": LINES,
   "ignore": LINES,
   "tail": LINES,
   "limit-bytes": LINES,
-  "period": KUBELET,
-  "failure-threshold": KUBELET,
+  "period": ALL,
+  "failure-threshold": ALL,
   "log-file": ["backtest"],
 };
-const SWITCHES = new Set(["last-line"]);
+const SWITCHES = new Set(["last-line", "first-output"]);
 const REPEATABLE = new Set(["match", "ignore"]);
 const SHORT_FLAGS: Record<string, string> = { n: "namespace", c: "container" };
 const GROWTHS: Growth[] = ["triangular", "linear", "exponential", "fixed"];
@@ -277,41 +270,40 @@ export const HELP =
 
 Usage: probe.ts [check] [flags]   one check: exit 0 alive, 1 silent, 2 misconfigured
        probe.ts doctor [flags]    check the set-up, one line each (through kubectl exec)
-       probe.ts plan [flags]      each window of a silent streak; when the kubelet restarts
+       probe.ts plan [flags]      the limit, and when the kubelet restarts a silent container
        probe.ts backtest --log-file F [flags]  replay \`kubectl logs --timestamps\` output
        probe.ts --help | --version
+The rule: a check fails when the container has printed nothing (since its start, if never)
+for longer than the limit; the kubelet restarts it after failureThreshold failures in a row.
+A check that cannot see the log (API down, an error) never makes that last failure.
 Where (flags, else environment, else ${SERVICE_ACCOUNT_DIR}):
   --server URL            API server (KUBERNETES_SERVICE_HOST/_PORT, else kubernetes.default.svc)
   -n, --namespace NAME    (NAMESPACE, POD_NAMESPACE, else the service account's namespace)
-  --pod NAME              (POD_NAME, else HOSTNAME)
+  --pod NAME              (LOG_PROBE_POD_NAME, POD_NAME, else HOSTNAME)
   -c, --container NAME    (CONTAINER_NAME) needed in pods with more than one container
   --service-account-dir D token, ca.crt and namespace (default as above)
   --timeout DURATION      deadline of the whole check, below timeoutSeconds (5s, at most 5m)
 Check:
   --state-file PATH       the counter (${DEFAULTS.stateFile}); .NAME added for container NAME
   --termination-message-path P  the container's terminationMessagePath, outside /dev (Deno
-                          guards /dev): a counter on an emptyDir then dies with its container
-  --on-api-error MODE     unreachable API, 429, 5xx: streak (default): exit as the check
-                          before, window grown as if silent; ignore: always 0; fail: always 1
+                          guards /dev): dates the container's start, tells restarts apart
   --last-line             on silence, quote the last line (events reach more people than logs)
+  --first-output          for a startupProbe: fail until the container's first output
   --output json           one JSON object instead of the line
-Window (every command); durations like 30s, 5m, 1h30m:
-  --window DURATION       window while the container logs (60s)
-  --growth G              triangular: 1,3,6,10… windows (default); linear, exponential,
-                          fixed: one window (the counter keeps output and failures)
-  --max-window DURATION   never look further back than this
+Limit (every command); durations like 30s, 5m, 1h30m:
+  --window DURATION       the first window of the schedule (60s)
+  --growth G              triangular: 1,3,6,10… windows (default); linear, exponential, fixed
+  --max-window DURATION   the limit at most
+  --period DURATION       periodSeconds (60s): a second probe on one counter counts once a period
+  --failure-threshold N   failureThreshold (15): the limit is the N-th window (2h by default)
 Lines (check, doctor, backtest):
   --match REGEX           only matching lines are signs of life (repeatable); needs deno run
                           ${LINEAR_REGEXP_FLAG}: linear time, so no
                           backreferences or lookaheads, ${MAX_PATTERN} characters at most
   --ignore REGEX          matching lines never are (repeatable). With patterns a check reads
                           all written since the check before (first ${MATCHED_CHARS} chars a line)
-  --limit-bytes N         bytes of one read (${DEFAULTS.limitBytes}); beyond, the newest lines decide
-  --tail N                lines of that newest read, and of last words (${DEFAULTS.tail})
-Kubelet (plan, backtest; given to check, as in the probe's spec):
-  --period DURATION       periodSeconds (60s): two probes on one counter count once a period
-  --failure-threshold N   failureThreshold (15): an error fails at most N-1 checks in a row
-                          (check without it: every other one), so it never restarts
+  --limit-bytes N         bytes of one read (${DEFAULTS.limitBytes}); a check reads page after page
+  --tail N                lines --last-line looks through with patterns (${DEFAULTS.tail})
   --log-file PATH         (backtest) the history to replay`;
 
 // ---------------------------------------------------------------------------
@@ -398,23 +390,11 @@ function wholeNumber(text: string, flag: string, max: number): number {
   return Number(text);
 }
 
-/**
- * Parses the command line into a command and its options. Throws
- * {@linkcode ConfigError} naming the bad value.
- *
- * @example
- * ```ts
- * parseArgs(["plan", "--window", "30s"]); // { command: "plan", options: { window: 30, … } }
- * ```
- */
-export function parseArgs(args: string[]): Command {
-  const named = ["check", "plan", "doctor", "backtest"].includes(args[0]);
-  const command = (named ? args[0] : "check") as CommandName;
+/** The flags of a command line, by name, in order; checked against the command. */
+function flagValues(args: string[], command: CommandName, from: number): Map<string, string[]> {
   const values = new Map<string, string[]>();
-  for (let i = named ? 1 : 0; i < args.length; i++) {
+  for (let i = from; i < args.length; i++) {
     const arg = args[i];
-    if (arg === "--help" || arg === "-h") return { command: "help" };
-    if (arg === "--version") return { command: "version" };
     const match = arg.match(/^(?:--([a-z][a-z-]*)|-([a-z]))(?:=(.*))?$/s);
     const name = match && (match[1] ?? SHORT_FLAGS[match[2]]);
     if (!match || !name) {
@@ -446,24 +426,38 @@ export function parseArgs(args: string[]): Command {
     }
     values.set(name, [...values.get(name) ?? [], value]);
   }
+  return values;
+}
+
+/** The limit's and the kubelet's options, shared by every command. */
+function planOptions(values: Map<string, string[]>): PlanOptions {
   const get = (name: string) => values.get(name)?.[0];
-  const duration = (name: string, fallback?: number) =>
-    values.has(name) ? parseDuration(get(name)!, `--${name}`) : fallback;
+  const duration = (name: string) =>
+    values.has(name) ? parseDuration(get(name)!, `--${name}`) : undefined;
   const growth = get("growth") ?? DEFAULTS.growth;
   if (!GROWTHS.includes(growth as Growth)) {
     throw new ConfigError(`Invalid --growth ${quote(growth)}: use ${GROWTHS.join(", ")}`);
   }
-  const window: WindowOptions = {
-    window: duration("window", DEFAULTS.window)!,
+  const options: PlanOptions = {
+    window: duration("window") ?? DEFAULTS.window,
     growth: growth as Growth,
     maxWindow: duration("max-window"),
+    period: duration("period") ?? DEFAULTS.period,
+    failureThreshold: values.has("failure-threshold")
+      ? wholeNumber(get("failure-threshold")!, "--failure-threshold", 9999)
+      : DEFAULTS.failureThreshold,
   };
-  if (window.maxWindow !== undefined && window.maxWindow < window.window) {
+  if (options.maxWindow !== undefined && options.maxWindow < options.window) {
     throw new ConfigError(
       `Invalid --max-window ${quote(get("max-window")!)}: shorter than --window`,
     );
   }
-  const lines: LineOptions = {
+  return options;
+}
+
+function lineOptions(values: Map<string, string[]>): LineOptions {
+  const get = (name: string) => values.get(name)?.[0];
+  return {
     match: (values.get("match") ?? []).map((p) => compilePattern(p, "--match")),
     ignore: (values.get("ignore") ?? []).map((p) => compilePattern(p, "--ignore")),
     tail: values.has("tail") ? wholeNumber(get("tail")!, "--tail", 100_000) : DEFAULTS.tail,
@@ -471,26 +465,35 @@ export function parseArgs(args: string[]): Command {
       ? wholeNumber(get("limit-bytes")!, "--limit-bytes", 64 * 1024 * 1024)
       : DEFAULTS.limitBytes,
   };
-  const kubelet: PlanOptions = {
-    ...window,
-    period: duration("period", DEFAULTS.period)!,
-    failureThreshold: values.has("failure-threshold")
-      ? wholeNumber(get("failure-threshold")!, "--failure-threshold", 9999)
-      : DEFAULTS.failureThreshold,
-  };
-  if (command === "plan") return { command, options: kubelet };
+}
+
+/**
+ * Parses the command line into a command and its options. Throws
+ * {@linkcode ConfigError} naming the bad value.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const parsed = parseArgs(["plan", "--window", "30s"]);
+ * assert.equal(parsed.command === "plan" && parsed.options.window, 30);
+ * ```
+ */
+export function parseArgs(args: string[]): Command {
+  if (args.some((arg) => arg === "--help" || arg === "-h")) return { command: "help" };
+  if (args.includes("--version")) return { command: "version" };
+  const named = ["check", "plan", "doctor", "backtest"].includes(args[0]);
+  const command = (named ? args[0] : "check") as CommandName;
+  const values = flagValues(args, command, named ? 1 : 0);
+  const get = (name: string) => values.get(name)?.[0];
+  const plan = planOptions(values);
+  if (command === "plan") return { command, options: plan };
+  const lines = lineOptions(values);
   if (command === "backtest") {
     const logFile = get("log-file");
     if (!logFile) {
       throw new ConfigError("Missing --log-file: the output of kubectl logs --timestamps");
     }
-    return { command, options: { ...kubelet, ...lines, logFile } };
-  }
-  const onApiError = (get("on-api-error") ?? "streak") as ApiErrorMode;
-  if (!["streak", "ignore", "fail"].includes(onApiError)) {
-    throw new ConfigError(
-      `Invalid --on-api-error ${quote(onApiError)}: use streak, ignore or fail`,
-    );
+    return { command, options: { ...plan, ...lines, logFile } };
   }
   const output = get("output") ?? "line";
   if (output !== "line" && output !== "json") {
@@ -499,7 +502,7 @@ export function parseArgs(args: string[]): Command {
   for (const name of ["state-file", "service-account-dir"]) {
     if (get(name) === "") throw new ConfigError(`Empty --${name}`);
   }
-  const timeout = duration("timeout", DEFAULTS.timeout)!;
+  const timeout = values.has("timeout") ? parseDuration(get("timeout")!, "--timeout") : 5;
   if (timeout > MAX_TIMEOUT) {
     throw new ConfigError(
       `Invalid --timeout ${quote(get("timeout")!)}: at most ${
@@ -510,7 +513,7 @@ export function parseArgs(args: string[]): Command {
   return {
     command,
     options: {
-      ...window,
+      ...plan,
       ...lines,
       server: get("server"),
       namespace: get("namespace"),
@@ -518,27 +521,29 @@ export function parseArgs(args: string[]): Command {
       container: get("container"),
       stateFile: get("state-file") ?? DEFAULTS.stateFile,
       timeout,
-      onApiError,
       serviceAccountDir: get("service-account-dir") ?? DEFAULTS.serviceAccountDir,
       terminationMessagePath: get("termination-message-path") ?? "",
       lastLine: values.has("last-line"),
+      firstOutput: values.has("first-output"),
+      periodGiven: values.has("period"),
+      // 0.3.0's modes for lost answers: one rule now (decide).
+      retired: values.has("on-api-error") ? ["--on-api-error"] : [],
       output,
-      period: values.has("period") ? kubelet.period : undefined,
-      failureThreshold: values.has("failure-threshold") ? kubelet.failureThreshold : undefined,
     },
   };
 }
 
 /**
- * The window, in seconds, after `silentChecks` silent checks in a row.
+ * The window, in seconds, after `checks` checks of the schedule.
  *
  * @example
  * ```ts
- * windowFor(2, { window: 60, growth: "triangular" }); // 360
+ * import assert from "node:assert/strict";
+ * assert.equal(windowFor(2, { window: 60, growth: "triangular" }), 360);
  * ```
  */
-export function windowFor(silentChecks: number, options: WindowOptions): number {
-  const n = silentChecks;
+export function windowFor(checks: number, options: WindowOptions): number {
+  const n = checks;
   const base = options.window;
   const window = options.growth === "triangular"
     ? base * (n + 1) * (n + 2) / 2
@@ -550,6 +555,20 @@ export function windowFor(silentChecks: number, options: WindowOptions): number 
   return Math.min(window, options.maxWindow ?? WINDOW_LIMIT, WINDOW_LIMIT);
 }
 
+/**
+ * The limit, in seconds: the longest silence a check passes. It is the window the schedule
+ * reaches at the kubelet's `failureThreshold`-th check (2h with the defaults), so the kubelet
+ * restarts a silent container after the limit and `failureThreshold` failing checks.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(limitOf({ window: 60, growth: "triangular", period: 60, failureThreshold: 15 }), 7200);
+ * ```
+ */
+export function limitOf(options: PlanOptions): number {
+  return windowFor(options.failureThreshold - 1, options);
+}
 /**
  * Finds the API server, namespace, pod and container: flags first, then the
  * environment, then the service account's namespace file, as client-go's
@@ -604,7 +623,7 @@ export function resolveTarget(
   }
   const namespace = options.namespace ?? env("NAMESPACE") ??
     env("POD_NAMESPACE") ?? namespaceFile()?.trim();
-  const pod = options.pod ?? env("POD_NAME") ?? env("HOSTNAME");
+  const pod = options.pod ?? env("LOG_PROBE_POD_NAME") ?? env("POD_NAME") ?? env("HOSTNAME");
   const container = options.container ?? env("CONTAINER_NAME");
   const label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
   if (!namespace) {
@@ -613,7 +632,9 @@ export function resolveTarget(
     );
   }
   if (!label.test(namespace)) throw new ConfigError(`Invalid namespace ${quote(namespace)}`);
-  if (!pod) throw new ConfigError("No pod name: pass --pod or set POD_NAME (downward API)");
+  if (!pod) {
+    throw new ConfigError("No pod name: pass --pod or set LOG_PROBE_POD_NAME (downward API)");
+  }
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(pod)) {
     throw new ConfigError(`Invalid pod name ${quote(pod)}`);
   }
@@ -625,7 +646,7 @@ export function resolveTarget(
 
 /** The query of one log request, in the kubelet's terms. */
 export interface LogQuery {
-  /** The window, read on the node's clock by the kubelet. */
+  /** Read on the node's clock by the kubelet. */
   sinceSeconds?: number;
   /** Read what is new since this time (RFC3339, whole seconds: the API server drops the rest). */
   sinceTime?: string;
@@ -634,64 +655,74 @@ export interface LogQuery {
   limitBytes: number;
 }
 
+/** Seconds re-read before where the last read ended: the API server rounds sinceTime down. */
+const REREAD = 2;
+
 /**
- * The first query of a check. With no patterns: the last line of the window, at most
- * {@linkcode LIMIT_BYTES} bytes; any byte is output. With --match or --ignore: every line written
- * since the previous answered check (`seenUntil`, when it lies inside the window) or else in the
- * window, so a line that counts is found however many lines that do not count came after it.
+ * Where a check starts reading (ms): where the last answered read ended, or, before any, the
+ * output remembered (the container's start, for a new instance), less {@linkcode REREAD}
+ * seconds, so that no line written since is missed, however long the checks between could not
+ * see the log. Without patterns the one line asked for costs the same however far back: at least
+ * the limit back.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * const lines = { match: [], ignore: [/^DEBUG/], tail: 300, limitBytes: 1048576 };
- * assert.deepEqual(checkQuery(180, lines, { now: Date.parse("2026-11-25T12:03:00Z") }), {
- *   sinceSeconds: 180,
- *   limitBytes: 1048576,
- * });
- * assert.deepEqual(
- *   checkQuery(180, lines, {
- *     now: Date.parse("2026-11-25T12:03:00Z"),
- *     seenUntil: "2026-11-25T12:02:00.500Z",
- *   }),
- *   { sinceTime: "2026-11-25T12:01:58Z", limitBytes: 1048576 },
- * );
+ * const now = Date.parse("2026-11-25T14:00:00Z");
+ * const memory = { now, lastOutput: now - 600_000, seenUntil: now - 60_000 };
+ * assert.equal(readFrom(memory, 7200, true), now - 62_000);
+ * assert.equal(readFrom(memory, 7200, false), now - 7_200_000);
+ * assert.equal(readFrom({ now, lastOutput: now - 9_000_000 }, 7200, false), now - 9_002_000);
  * ```
  */
-export function checkQuery(
-  window: number,
-  options: LineOptions,
-  memory: { now: number; seenUntil?: string } = { now: 0 },
-): LogQuery {
-  if (!filtering(options)) return { sinceSeconds: window, tailLines: 1, limitBytes: LIMIT_BYTES };
-  const from = readFrom(window, memory);
-  return from === undefined
-    ? { sinceSeconds: window, limitBytes: options.limitBytes }
-    : { sinceTime: utc(from).replace(/\.\d+Z$/, "Z"), limitBytes: options.limitBytes };
+export function readFrom(
+  memory: Pick<Memory, "seenUntil" | "lastOutput" | "now">,
+  limit: number,
+  patterns: boolean,
+): number {
+  const seen = memory.seenUntil !== undefined && memory.seenUntil <= memory.now
+    ? memory.seenUntil
+    : Math.min(memory.lastOutput, memory.now);
+  const from = seen - REREAD * 1000;
+  return patterns ? from : Math.min(memory.now - limit * 1000, from);
 }
 
-/** Seconds re-read before `seenUntil`: the API server rounds sinceTime down, clocks drift. */
-const REREAD = 2;
-
-/** How far back a check reads at most, when the last answered read is older than the window. */
-const CATCH_UP = 3600;
+/**
+ * The query of a check without patterns: the newest line, if the kubelet finds it after `from`
+ * (ms, on the node's clock), at most {@linkcode LIMIT_BYTES} bytes; any byte is output.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const now = Date.parse("2026-11-25T14:00:00Z");
+ * assert.deepEqual(newestQuery(now - 7_200_000, now), { sinceSeconds: 7200, tailLines: 1, limitBytes: 64 });
+ * ```
+ */
+export function newestQuery(from: number, now: number): LogQuery {
+  const seconds = Math.min(Math.max(1, Math.ceil((now - from) / 1000)), WINDOW_LIMIT);
+  return { sinceSeconds: seconds, tailLines: 1, limitBytes: LIMIT_BYTES };
+}
 
 /**
- * Where a check with patterns starts reading (ms): where the previous answered check stopped,
- * less {@linkcode REREAD} seconds, so no line is missed between two checks, however late one
- * comes; the window's start when there was none (or it lies further back than an hour and the
- * window). Undefined for the window's start.
+ * The query of one page of a check with patterns: every line from `from` (ms, rounded down to
+ * the second as the API server does), at most `limitBytes`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(pageQuery(Date.parse("2026-11-25T12:01:58.500Z"), 1048576), {
+ *   sinceTime: "2026-11-25T12:01:58Z",
+ *   limitBytes: 1048576,
+ * });
+ * ```
  */
-function readFrom(window: number, memory: { now: number; seenUntil?: string }): number | undefined {
-  if (memory.seenUntil === undefined) return undefined;
-  const from = Date.parse(memory.seenUntil) - REREAD * 1000;
-  const oldest = memory.now - Math.max(window, CATCH_UP) * 1000;
-  return from >= oldest && from <= memory.now ? from : undefined;
+export function pageQuery(from: number, limitBytes: number): LogQuery {
+  return { sinceTime: utc(from).replace(/\.\d+Z$/, "Z"), limitBytes };
 }
 
 function filtering(options: LineOptions): boolean {
   return options.match.length > 0 || options.ignore.length > 0;
 }
-
 /**
  * The URL of a log request, timestamps on, path segments encoded.
  *
@@ -761,8 +792,6 @@ export interface Scan {
   bytes: number;
   /** The check's deadline came while lines were being matched: later lines were not judged. */
   outOfTime?: boolean;
-  /** More was written than one answer holds: the lines between were not read. */
-  skipped?: boolean;
   /** A first piece without a timestamp that no timestamped line followed (see LogScanner). */
   bare?: string;
   /** The time of the last timestamped line judged (ms). */
@@ -902,9 +931,6 @@ export function scanLog(
   return scanner.end(read.cut ?? false);
 }
 
-/** Seconds a remembered line may lie ahead of the pod's clock before it is forgotten. */
-const CLOCK_SLACK = 60;
-
 /**
  * A time as `Date.prototype.toISOString` writes it (UTC, to the millisecond), by arithmetic:
  * `toISOString` costs 1.6 MiB at peak in a fresh Deno process (bench/README.md), on every check.
@@ -938,380 +964,389 @@ export function utc(ms: number): string {
   }:${pad(Math.floor(rest / 1000) % 60)}.${pad(Math.floor(rest % 1000), 3)}Z`;
 }
 
+/** Seconds a remembered time may lie ahead of the pod's clock before it is not trusted. */
+const CLOCK_SLACK = 60;
+
 /**
- * What the counter remembers once a line stamped `stamp` (ms) was seen: the later of it and the
- * line remembered so far, in UTC, never after `now`. A stamp no date parses changes nothing.
+ * The kubelet's own errors on the log file, which reach the probe as a 200 whose body is the
+ * error's text (`GetKubeletContainerLogs` in `pkg/kubelet/kubelet_pods.go` writes zero bytes,
+ * which commits the status, before the runtime reads the file): `cri-client`
+ * `pkg/logs/logs.go` `ReadLogs` (a file renamed by rotation, one the runtime never reopened, a
+ * corrupted one) and `pkg/kubelet/kuberuntime/kuberuntime_container.go` `GetContainerLogs` (the
+ * runtime's status call failed).
  */
-export function remember(
-  known: string | undefined,
-  stamp: number,
-  now: number,
-): string | undefined {
-  if (Number.isNaN(stamp)) return known;
-  const seen = Math.min(stamp, now);
-  return known !== undefined && Date.parse(known) >= seen ? known : utc(seen);
-}
-
-/** Kubelet errors while it renames and reopens a container's log file (log rotation). */
-const ROTATING =
-  /^failed to (try resolving symlinks in path|open log file|read log file|seek|tail) /;
+const KUBELET_LOG_ERROR =
+  /^(failed to (try resolving symlinks in path|open log file|read log file|seek|reset seek in log file|tail|get parse function:)|unable to retrieve container logs for) /;
 
 /**
- * What an answer shows, before the counter's memory is brought in: a line that counts (`output`),
- * none (`quiet`, with what was not read), no answer (`lost`: an outage, or the kubelet's error on
- * a log file it is renaming: `unreadable`), or a set-up that cannot work (`misconfigured`).
+ * What an answer shows, before the memory is brought in: an answered read (`seen`, with the
+ * newest line that counts in it, if any, and what was not read), no sight of the log (`blind`:
+ * an outage, or with `error` a set-up that cannot work), or the kubelet's error on the log file
+ * (`unreadable`).
  */
 export type Evidence =
-  | { kind: "output"; at: number }
-  | { kind: "quiet"; hint?: string; seen?: number }
-  | { kind: "lost"; why: string; unreadable?: boolean }
-  | { kind: "misconfigured"; why: string };
+  | { kind: "seen"; at?: number; unread?: string; partial?: boolean }
+  | { kind: "blind"; why: string; error?: boolean }
+  | { kind: "unreadable"; why: string };
 
-/**
- * Turns the API server's answer into {@linkcode Evidence}. A 200 answer is read with
- * {@linkcode scanLog} unless the check already streamed it (`answer.scan`).
- */
-export function evidenceOf(
-  answer: Answer,
-  options: LineOptions,
-  target: Target,
-  read: { since?: number; windowStart?: number } = {},
-): Evidence {
-  const lost = (why: string): Evidence => ({ kind: "lost", why });
-  const misconfigured = (why: string): Evidence => ({ kind: "misconfigured", why });
+/** Evidence of an answer that was not a 200. */
+function failedAnswer(answer: Answer, target: Target): Evidence {
+  const lost = (why: string): Evidence => ({ kind: "blind", why });
+  const error = (why: string): Evidence => ({ kind: "blind", why, error: true });
   if ("failure" in answer) {
+    const detail = answer.detail;
     switch (answer.failure) {
       case "timeout":
-        return lost(`no answer from the API server within ${answer.detail}`);
+        return lost(`no answer from the API server within ${detail}`);
       case "unreachable":
-        return lost(`API server unreachable: ${answer.detail}`);
+        return lost(`API server unreachable: ${detail}`);
       case "expired":
         return lost(
           `API server certificate ${
-            /NotValidYet|not valid yet/i.test(answer.detail) ? "not valid yet" : "expired"
+            /NotValidYet|not valid yet/i.test(detail) ? "not valid yet" : "expired"
           } (the control plane's to renew, or this node's clock)`,
         );
       case "tls":
-        return misconfigured(
-          `API server certificate rejected: ${answer.detail} (is ca.crt the cluster's CA? --server right?)`,
+        return error(
+          `API server certificate rejected: ${detail} (is ca.crt the cluster's CA? --server right?)`,
         );
       case "protocol":
-        return misconfigured(
-          `API server does not speak TLS as expected: ${answer.detail} (a plain-HTTP port? --server right?)`,
+        return error(
+          `API server does not speak TLS as expected: ${detail} (a plain-HTTP port? --server right?)`,
         );
       case "permission":
-        return misconfigured(`Deno permission missing: ${answer.detail}`);
+        return error(`Deno permission missing: ${detail}`);
     }
   }
-  const { status, body } = answer;
-  if (status === 200) {
-    // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
-    // The kubelet's own error on the log file comes as a 200 too: GetKubeletContainerLogs
-    // (pkg/kubelet/kubelet_pods.go) flushes a zero-byte write, which commits the status, before
-    // ReadLogs fails; server.go's 400 then only adds the error's text as the body.
-    const type = answer.type?.split(";")[0].trim().toLowerCase();
-    const encoding = answer.encoding ?? "identity";
-    const scan = answer.scan ?? scanLog(body, options, {
-      since: read.since,
-      cut: filtering(options) && answer.bytes >= (answer.limit ?? Infinity),
-    });
-    if (scan.stamped === 0 && scan.bare !== undefined && ROTATING.test(scan.bare)) {
-      return { kind: "lost", why: "the kubelet could not open the log file", unreadable: true };
-    }
-    // Asked for identity and timestamps: the kubelet prefixes every line it starts.
-    const not = type !== undefined && type !== "text/plain"
-      ? type
-      : encoding !== "identity"
-      ? `content-encoding ${encoding}`
-      : scan.bytes > 0 && scan.stamped === 0
-      ? "no timestamp"
-      : undefined;
-    if (not) {
-      return misconfigured(
-        `answer is not a container log (${not}): --server is not the API server, or a proxy answers`,
-      );
-    }
-    // Read from the check before: a line that counts may be older than the window.
-    if (scan.newest && !(scan.newest.at < (read.windowStart ?? -Infinity))) {
-      return { kind: "output", at: scan.newest.at };
-    }
-    const hint = scan.outOfTime
-      ? `only ${plural(scan.lines, "line")} matched within --timeout: raise it or the CPU limit`
-      : scan.skipped
-      ? "more than --limit-bytes since the last check: only the newest lines read"
-      : undefined;
-    return {
-      kind: "quiet",
-      ...(hint ? { hint } : {}),
-      ...(scan.newest ? { seen: scan.newest.at } : {}),
-    };
-  }
-  const message = statusMessage(body);
+  const message = statusMessage(answer.body);
+  const status = answer.status;
   if (status === 408 || status === 429 || status >= 500) {
     return lost(`API server answered ${status} ${message}`);
   }
-  if (status === 400 && ROTATING.test(message)) {
-    // The kubelet's ReadLogs failed on the log file (pkg/kubelet/server/server.go answers 400).
-    return { kind: "lost", why: "the kubelet could not open the log file", unreadable: true };
-  }
   if (status === 401) {
-    return misconfigured(
+    return error(
       "unauthorized: the API server rejected the service-account token (deleted ServiceAccount? expired token?)",
     );
   }
   if (status === 403) {
     const user = message.match(/User "([^"]+)"/)?.[1] ?? "this pod's service account";
     const who = user.startsWith("system:serviceaccount:") ? `the service account ${user}` : user;
-    return misconfigured(
+    return error(
       `forbidden: ${who} cannot get pods/log in ${target.namespace} (bind the Role log-probe to it)`,
     );
   }
   if (status === 404) {
-    return misconfigured(
-      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/POD_NAME right?)`,
+    return error(
+      `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/LOG_PROBE_POD_NAME right?)`,
     );
   }
   if (status === 400 && message.startsWith("a container name must be specified")) {
-    return misconfigured(`${message} (pass --container)`);
+    return error(`${message} (pass --container)`);
   }
-  return misconfigured(`API server answered ${status}: ${message}`);
-}
-
-/** What the decision needs besides the evidence and the counter: the window, lines, policies. */
-export type DecisionOptions = WindowOptions & LineOptions & {
-  onApiError?: ApiErrorMode;
-  failureThreshold?: number;
-};
-
-/** The counts a state holds, with what older counters left out derived in one place. */
-function countsOf(state: CheckState): { failures: number; errors: number; failing: boolean } {
-  const failures = state.failures ?? (state.failing ? 1 : 0);
-  const errors = state.errors ?? 0;
-  return { failures, errors, failing: state.failing ?? failures > errors };
-}
-
-/** What a check leaves for the next: the counts and the last result that saw the log. */
-interface Next {
-  silentChecks: number;
-  failures: number;
-  errors: number;
-  failing: boolean;
+  return error(`API server answered ${status}: ${message}`);
 }
 
 /**
- * The decision: evidence and what the counter remembers → verdict, exit code, next counter.
- * `failing`: the last check that could judge the log failed (silent, or a lost answer in a silent
- * streak); `failures`: non-zero exits in a row, the kubelet's count; `errors`: how many of those
- * were misconfigurations.
- *
- * | evidence | memory | verdict | exit | silent checks | failing |
- * |---|---|---|---|---|---|
- * | output | any | alive | 0 | 0 | no |
- * | quiet | output remembered inside the window | alive | 0 | 0 | no |
- * | quiet | none inside the window | silent | 1 | +1 | yes |
- * | lost (`streak`) | output remembered inside the window | unknown | 0 | 0 | no |
- * | lost (`streak`) | failing | unknown | 1 | +1 | yes |
- * | lost (`streak`) | not failing | unknown | 0 | +1 | no |
- * | unreadable, the check before too | | as quiet | | | |
- * | misconfigured | failing | error, as a lost answer | 1 | +1 | yes |
- * | misconfigured | failures + 1 < failureThreshold | error | 2 | = | = |
- * | misconfigured | otherwise | error | 0 | = | = |
- *
- * Misconfigurations are loud (the kubelet shows a failing probe's line in the pod's events) but
- * never the kubelet's `failureThreshold`-th failure in a row, and a failure they helped count never
- * is either: a silent check that would be the threshold-th only because errors came before it
- * passes once (the window still grows). During a silent streak an error cannot see the log, as an
- * outage cannot: the streak goes on, so errors between silent checks never prevent a restart.
- * A check that does not count (`counted: false`: a second probe on the same counter within the
- * same period, see `--period`) gives its verdict but leaves the counts, and never fails for an
- * error.
- */
-export function decide(
-  evidence: Evidence,
-  state: CheckState,
-  options: DecisionOptions,
-): Outcome {
-  const outcome = decideCounted(evidence, state, options);
-  if (state.counted ?? true) return outcome;
-  // A second probe's check in the same period: its verdict, but the counts stay the first one's,
-  // and an error never fails (the first probe's checks carry it).
-  const kept = {
-    ...outcome,
-    silentChecks: state.silentChecks,
-    ...countsOf(state),
-    unreadable: state.unreadable,
-  };
-  if (outcome.code === 0) return kept;
-  return outcome.verdict === "error"
-    ? {
-      ...kept,
-      code: 0,
-      message: `${outcome.message}; not counted: the check before was this period's`,
-    }
-    : {
-      ...kept,
-      message:
-        `${outcome.message}; counted by this period's check before (two probes on one counter, or --period above periodSeconds?)`,
-    };
-}
-
-function decideCounted(
-  evidence: Evidence,
-  state: CheckState,
-  options: DecisionOptions,
-): Outcome {
-  const { silentChecks } = state;
-  const { failures, errors, failing } = countsOf(state);
-  const window = windowFor(silentChecks, options);
-  const output = filtering(options) ? "matching output" : "output";
-  // A remembered line from the future (the clock stepped back) proves nothing: forgotten.
-  const age = state.lastOutput === undefined
-    ? undefined
-    : (state.now - Date.parse(state.lastOutput)) / 1000;
-  const remembered = age !== undefined && age >= -CLOCK_SLACK ? Math.max(0, age) : undefined;
-  const known = remembered === undefined ? undefined : state.lastOutput;
-  const inWindow = remembered !== undefined && remembered <= window;
-  const outcome = (verdict: Verdict, code: number, next: Next, message: string): Outcome => ({
-    verdict,
-    code,
-    ...next,
-    window,
-    message: `${verdict}: ${message}`,
-    ...(known ? { lastOutput: known } : {}),
-  });
-  const pass: Next = { silentChecks: 0, failures: 0, errors: 0, failing: false };
-  const next = { silentChecks: silentChecks + 1, failures: failures + 1, errors, failing: true };
-  /** A failure that sees the log: never the threshold-th in a row only because of errors. */
-  const failure = (verdict: Verdict, message: string): Outcome => {
-    const threshold = options.failureThreshold;
-    if (threshold !== undefined && errors > 0 && failures + 1 >= threshold) {
-      return outcome(
-        verdict,
-        0,
-        { ...next, failures: 0, errors: 0 },
-        `${message}; passed this once: ${plural(errors, "error")} made the failures in a row`,
-      );
-    }
-    return outcome(verdict, 1, next, message);
-  };
-  const after = silentChecks ? ` (after ${plural(silentChecks, "silent check")} in a row)` : "";
-  const fromMemory = () =>
-    outcome(
-      "alive",
-      0,
-      pass,
-      `${output} ${formatDuration(remembered!)} ago, inside the ${window}s window (no longer ` +
-        `in the answer: log rotated or unreadable, or read by an earlier check)`,
-    );
-  const silent = (why = "") =>
-    failure(
-      "silent",
-      `no ${output} in the last ${window}s${why} (${
-        plural(next.silentChecks, "silent check")
-      } in a row; next window ${windowFor(next.silentChecks, options)}s)`,
-    );
-  /** A lost answer: the kubelet's last result holds; the window grows as if silent. */
-  const lost = (verdict: Verdict, why: string, unreadable?: boolean): Outcome => {
-    const mark = (o: Outcome) => unreadable ? { ...o, unreadable: true } : o;
-    const mode = options.onApiError ?? "streak";
-    if (mode === "ignore") {
-      return mark(outcome(verdict, 0, { ...pass, silentChecks }, `${why}; not counted`));
-    }
-    if (mode === "fail") {
-      return mark(outcome(verdict, 1, { ...next, silentChecks }, `${why}; failed`));
-    }
-    if (inWindow) {
-      return mark(outcome(
-        verdict,
-        0,
-        pass,
-        `${why}; ${output} ${formatDuration(remembered!)} ago is inside the ${window}s window`,
-      ));
-    }
-    return mark(
-      failing
-        ? failure(
-          verdict,
-          `${why}; failed, as the check before (${next.silentChecks} silent in a row)`,
-        )
-        : outcome(
-          verdict,
-          0,
-          { ...pass, silentChecks: silentChecks + 1 },
-          `${why}; not counted, as the check before passed`,
-        ),
-    );
-  };
-  switch (evidence.kind) {
-    case "output": {
-      const lastOutput = remember(known, evidence.at, state.now);
-      return {
-        ...outcome("alive", 0, pass, `${output} in the last ${window}s${after}`),
-        lastOutput,
-      };
-    }
-    case "quiet":
-      if (evidence.seen !== undefined) {
-        // Output read since the check before but older than the window: remembered, as the
-        // check then would have, and judged as a remembered line is.
-        const lastOutput = remember(state.lastOutput, evidence.seen, state.now);
-        return decideCounted(
-          { kind: "quiet", hint: evidence.hint },
-          { ...state, lastOutput },
-          options,
-        );
-      }
-      return inWindow ? fromMemory() : silent(evidence.hint ? ` (${evidence.hint})` : "");
-    case "lost": {
-      if (evidence.unreadable && state.unreadable) {
-        // The same kubelet error twice in a row is no rotation: a log file the node cannot open
-        // again. Judged as an empty log; a restart gives the container a new file.
-        const why =
-          " (the kubelet cannot open the log file, twice in a row: a restart gives a new one)";
-        return { ...(inWindow ? fromMemory() : silent(why)), unreadable: true };
-      }
-      const why = evidence.unreadable ? `${evidence.why} (rotation under way?)` : evidence.why;
-      return lost("unknown", why, evidence.unreadable);
-    }
-    case "misconfigured": {
-      // In a silent streak an error is as blind as an outage: the streak goes on.
-      if (failing) return lost("error", evidence.why);
-      const threshold = options.failureThreshold ?? 2;
-      const counted = { silentChecks, failures: failures + 1, errors: errors + 1, failing };
-      return failures + 1 < threshold ? outcome("error", 2, counted, evidence.why) : outcome(
-        "error",
-        0,
-        { silentChecks, failures: 0, errors: 0, failing },
-        `${evidence.why}; passed this once, so the kubelet never restarts for it`,
-      );
-    }
-  }
-}
-
-/**
- * Turns the API server's answer into a verdict, an exit code and the counter it leaves:
- * {@linkcode evidenceOf}, then {@linkcode decide}.
+ * Turns the API server's answer into {@linkcode Evidence}. A 200 answer is read with
+ * {@linkcode scanLog} from `since` (ms) unless the check already streamed it (`answer.scan`).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * const lines = { match: [], ignore: [], tail: 300, limitBytes: 1048576 };
  * const target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
- * const outcome = judge({ status: 200, body: "", bytes: 0 }, { silentChecks: 1, now: Date.now() }, { window: 60, growth: "triangular", ...lines }, target);
- * assert.equal(outcome.message, "silent: no output in the last 180s (2 silent checks in a row; next window 360s)");
+ * const body = "2026-11-25T12:00:00.000000000Z processed job 1\n";
+ * assert.deepEqual(evidenceOf({ status: 200, body, bytes: body.length, type: "text/plain" }, lines, target), {
+ *   kind: "seen",
+ *   at: Date.parse("2026-11-25T12:00:00Z"),
+ * });
+ * ```
+ */
+export function evidenceOf(
+  answer: Answer,
+  options: LineOptions,
+  target: Target,
+  since?: number,
+): Evidence {
+  if ("failure" in answer || answer.status !== 200) return failedAnswer(answer, target);
+  // The API server serves every log as text/plain (pkg/registry/core/pod/rest/log.go).
+  const type = answer.type?.split(";")[0].trim().toLowerCase();
+  const encoding = answer.encoding ?? "identity";
+  const scan = answer.scan ?? scanLog(answer.body, options, {
+    since,
+    cut: filtering(options) && answer.bytes >= (answer.limit ?? Infinity),
+  });
+  if (scan.stamped === 0 && scan.bare !== undefined && KUBELET_LOG_ERROR.test(scan.bare)) {
+    return { kind: "unreadable", why: `the kubelet cannot read the log: ${quote(scan.bare)}` };
+  }
+  // Asked for identity and timestamps: the kubelet prefixes every line it starts.
+  const not = type !== undefined && type !== "text/plain"
+    ? type
+    : encoding !== "identity"
+    ? `content-encoding ${encoding}`
+    : scan.bytes > 0 && scan.stamped === 0
+    ? "no timestamp"
+    : undefined;
+  if (not) {
+    return {
+      kind: "blind",
+      error: true,
+      why:
+        `answer is not a container log (${not}): --server is not the API server, or a proxy answers`,
+    };
+  }
+  const unread = scan.outOfTime
+    ? `only ${plural(scan.lines, "line")} matched within --timeout: raise it or the CPU limit`
+    : undefined;
+  return {
+    kind: "seen",
+    ...(scan.newest ? { at: scan.newest.at } : {}),
+    ...(unread ? { unread, partial: true } : {}),
+  };
+}
+
+/** What the decision needs besides the evidence and the memory: the limit and the lines. */
+export type DecisionOptions = PlanOptions & LineOptions & { firstOutput?: boolean };
+
+/**
+ * The decision: evidence and memory → verdict, exit code, next memory. One rule: **a check
+ * fails when the container has printed nothing (since its start, if never) for longer than the
+ * limit** ({@linkcode limitOf}); the kubelet restarts it after `failureThreshold` failures in a
+ * row. Checks that cannot see the log only delay that, and never fail a container that printed.
+ *
+ * | evidence | when | verdict | exit | failures in a row |
+ * |---|---|---|---|---|
+ * | seen | silence ≤ limit | alive | 0 | 0 |
+ * | seen | silence > limit | silent | 1 | +1 |
+ * | blind (lost or error) | the last answered check was silent, fewer than `failureThreshold` blind in a row, and this is not the `failureThreshold`-th failure | unknown / error | 1 / 2 | +1 |
+ * | blind, error | otherwise, the third of a blind run and every third after it, after a pass, with a `failureThreshold` over 2 | error | 2 | +1 |
+ * | blind | otherwise | unknown / error | 0 | 0 |
+ * | unreadable | the check before was unreadable too | as seen, no line | | |
+ * | unreadable | otherwise | as blind (lost) | | |
+ *
+ * With `firstOutput` (a startupProbe's check) the start does not count: silent until the first
+ * line, and a blind check passes (the liveness probe takes over).
+ *
+ * So the kubelet's last failure before a restart is always a check that saw the log; a blind
+ * run in a silent streak keeps it going; a misconfiguration fails at most one check in three.
+ * A check that does not count (`counted: false`: a second probe on the same counter within
+ * the same period) gives its verdict, never fails for being blind, and leaves the counts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const options = { window: 60, growth: "triangular" as const, period: 60, failureThreshold: 15, match: [], ignore: [], tail: 300, limitBytes: 1048576 };
+ * const now = Date.parse("2026-11-25T14:00:00Z");
+ * const memory = { lastOutput: now - 7260_000, failures: 0, blind: 0, unreadable: false, fromStart: false, counted: true, now };
+ * const outcome = decide({ kind: "seen" }, memory, options);
+ * assert.equal(outcome.code, 1);
+ * assert.equal(outcome.message, "silent: no output for 2h1m, over the 2h limit (1 failure in a row; the kubelet restarts at 15)");
+ * ```
+ */
+export function decide(evidence: Evidence, memory: Memory, options: DecisionOptions): Outcome {
+  if (evidence.kind === "unreadable") {
+    // Once: a rotation under way, most likely. On consecutive checks: a log the node cannot
+    // read again, judged as an empty one (a restart gives the container a new file).
+    const outcome = memory.unreadable
+      ? decide({ kind: "seen", unread: `${evidence.why}, twice in a row` }, memory, options)
+      : decide(
+        { kind: "blind", why: `${evidence.why} (once; twice in a row: an empty log)` },
+        memory,
+        options,
+      );
+    // Nothing was read: the next read starts where the last one that read ended.
+    return {
+      ...outcome,
+      next: { ...outcome.next, seenUntil: memory.seenUntil, unreadable: true },
+    };
+  }
+  const outcome = evidence.kind === "seen"
+    ? decideSeen(evidence, memory, options)
+    : decideBlind(evidence, memory, options);
+  // A startupProbe's check that cannot see the log hands over to the liveness probe.
+  if (options.firstOutput && evidence.kind !== "seen") return { ...outcome, code: 0 };
+  if (memory.counted) return outcome;
+  // A second probe's check in the same period: its verdict; the counts stay the first one's.
+  const next = { ...outcome.next, failures: memory.failures, blind: memory.blind };
+  if (outcome.verdict === "silent") return { ...outcome, next };
+  // One that would fail for being blind passes, and its line must not say it failed.
+  const message = outcome.code && evidence.kind === "blind"
+    ? `${outcome.verdict}: ${evidence.why}; passed: not counted, the check before was this period's`
+    : outcome.message;
+  return { ...outcome, code: 0, message, next };
+}
+
+/** The silence a memory shows (seconds), with a time ahead of the clock taken as now. */
+function lastOutputOf(memory: Memory): number {
+  return memory.lastOutput > memory.now + CLOCK_SLACK * 1000 ? memory.now : memory.lastOutput;
+}
+
+function decideSeen(
+  evidence: { at?: number; unread?: string; partial?: boolean },
+  memory: Memory,
+  options: DecisionOptions,
+): Outcome {
+  const limit = limitOf(options);
+  const known = lastOutputOf(memory);
+  const fresh = evidence.at !== undefined && evidence.at > known;
+  const lastOutput = fresh ? Math.min(evidence.at!, memory.now) : known;
+  const fromStart = memory.fromStart && !fresh;
+  const silence = Math.max(0, (memory.now - lastOutput) / 1000);
+  // Part of what was written was not read (too much in one second, too many pages, the
+  // deadline): a line that counts may be there. Silence is never claimed unseen: as blind.
+  if (evidence.partial && !fresh && silence > limit) {
+    return decideBlind(
+      { why: `no line that counts in what was read: ${evidence.unread}` },
+      memory,
+      options,
+    );
+  }
+  const output = filtering(options) ? "matching output" : "output";
+  const note = evidence.unread ? ` (${evidence.unread})` : "";
+  // Rounded up past the limit, so that the line never shows a silence equal to it.
+  const shown = formatDuration(silence > limit ? Math.ceil(silence) : silence);
+  const since = fromStart ? ` since the start ${shown} ago` : ` for ${shown}`;
+  const next = {
+    lastOutput,
+    fromStart,
+    seenUntil: memory.now,
+    blind: 0,
+    unreadable: false,
+  };
+  if (options.firstOutput && fromStart) {
+    // A startupProbe's: the start does not count, only a line does.
+    const message = `silent: no ${output} yet, started ${formatDuration(silence)} ago${note}`;
+    return { verdict: "silent", code: 1, message, silence, next: { ...next, failures: 0 } };
+  }
+  if (silence <= limit) {
+    const message = evidence.at !== undefined && silence < limit
+      ? `alive: ${output} ${formatDuration(silence)} ago${note}`
+      : `alive: no ${output}${since}, within the ${formatDuration(limit)} limit${note}`;
+    return { verdict: "alive", code: 0, message, silence, next: { ...next, failures: 0 } };
+  }
+  const failures = memory.failures + (memory.missed ?? 0) + 1;
+  const message = `silent: no ${output}${since}, over the ${formatDuration(limit)} limit`;
+  // A blind check just passed where it would have made the last failure. Checks that cannot see
+  // the log in a rhythm (every other one, with an even failureThreshold) would land there every
+  // time: on a coin drawn from the clock, this one passes too, moving the streak.
+  const blindPassed = memory.blind > 0 && memory.failures === 0 && memory.seenUntil !== undefined &&
+    (memory.seenUntil - known) / 1000 > limit;
+  if (blindPassed && coin(memory.now)) {
+    return {
+      verdict: "silent",
+      code: 0,
+      message: `${message}; passed once, to move the streak off the checks that cannot see the log${
+        evidence.unread ? `; ${evidence.unread}` : ""
+      }`,
+      silence,
+      next: { ...next, failures: 0 },
+    };
+  }
+  // The kubelet's last failure only once the silence has lasted the limit and the
+  // failureThreshold − 1 periods after it: never earlier because errors or killed checks
+  // began the run before the limit.
+  if (failures >= options.failureThreshold && silence <= restartAfter(options).earliest) {
+    return {
+      verdict: "silent",
+      code: 0,
+      message: `${message}; passed: failure ${failures} in a row would come before ${
+        formatDuration(restartAfter(options).earliest)
+      } of silence`,
+      silence,
+      next: { ...next, failures: 0 },
+    };
+  }
+  return {
+    verdict: "silent",
+    code: 1,
+    message: `${message} (${
+      plural(failures, "failure")
+    } in a row; the kubelet restarts at ${options.failureThreshold})${
+      evidence.unread ? `; ${evidence.unread}` : ""
+    }`,
+    silence,
+    next: { ...next, failures },
+  };
+}
+
+/**
+ * Heads or tails from a time's second: a hash of it, so that no rhythm of checks lines up with
+ * it, and the same for every run within that second (a check's own milliseconds vary).
+ */
+function coin(ms: number): boolean {
+  let h = Math.imul(Math.floor(ms / 1000) ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) & 1) === 1;
+}
+
+function decideBlind(
+  evidence: { why: string; error?: boolean },
+  memory: Memory,
+  options: DecisionOptions,
+): Outcome {
+  const limit = limitOf(options);
+  const threshold = options.failureThreshold;
+  const lastOutput = lastOutputOf(memory);
+  const silence = Math.max(0, (memory.now - lastOutput) / 1000);
+  const failing = memory.seenUntil !== undefined &&
+    (memory.seenUntil - lastOutput) / 1000 > limit && memory.blind < threshold;
+  // The kubelet's count so far: this probe's failures and the checks it killed since.
+  const failures = memory.failures + (memory.missed ?? 0);
+  const last = failures + 1 >= threshold;
+  const verdict = evidence.error ? "error" : "unknown";
+  const fail = evidence.error ? 2 : 1;
+  // A misconfiguration's turn to fail: every third blind check; one that would follow a failure
+  // (a killed check) waits for the next check, so two never come in a row.
+  const due = evidence.error && !failing && threshold > 2 &&
+    memory.blind % ERROR_CADENCE === ERROR_CADENCE - 1;
+  const [code, said] = failing && !last
+    ? [fail, `failed, as the silent check before (${failures + 1} in a row)`]
+    : failing
+    ? [0, `passed: a check that cannot see the log never makes failure ${threshold} in a row`]
+    : due && failures === 0
+    ? [2, ""]
+    : evidence.error
+    ? [0, "passed (errors fail one check in three)"]
+    : [0, `passed, as the check before (last output ${formatDuration(silence)} ago)`];
+  return {
+    verdict,
+    code,
+    message: `${verdict}: ${evidence.why}${said ? `; ${said}` : ""}`,
+    silence,
+    next: {
+      lastOutput,
+      fromStart: memory.fromStart,
+      seenUntil: memory.seenUntil,
+      failures: code ? failures + 1 : 0,
+      blind: due && code === 0 ? memory.blind : memory.blind + 1,
+      unreadable: false,
+    },
+  };
+}
+
+/**
+ * Turns the API server's answer into a verdict, an exit code and the memory it leaves:
+ * {@linkcode evidenceOf}, then {@linkcode decide}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const options = { window: 60, growth: "triangular" as const, period: 60, failureThreshold: 15, match: [], ignore: [], tail: 300, limitBytes: 1048576 };
+ * const target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
+ * const now = Date.parse("2026-11-25T12:20:00Z");
+ * const memory = { lastOutput: now - 1200_000, fromStart: true, failures: 0, blind: 0, unreadable: false, counted: true, now };
+ * const outcome = judge({ status: 200, body: "", bytes: 0 }, memory, options, target);
+ * assert.equal(outcome.message, "alive: no output since the start 20m ago, within the 2h limit");
  * ```
  */
 export function judge(
   answer: Answer,
-  state: CheckState,
+  memory: Memory,
   options: DecisionOptions,
   target: Target,
 ): Outcome {
-  const window = windowFor(state.silentChecks, options);
-  const from = filtering(options) ? readFrom(window, state) : undefined;
-  const windowStart = state.now - window * 1000;
-  const read = from === undefined ? { since: windowStart } : { since: from, windowStart };
-  return decide(evidenceOf(answer, options, target, read), state, options);
+  const since = readFrom(memory, limitOf(options), filtering(options));
+  return decide(evidenceOf(answer, options, target, since), memory, options);
 }
 
 function plural(count: number, noun: string): string {
@@ -1343,236 +1378,189 @@ export function oneLine(text: string, max = MAX_LINE): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-/**
- * What the counter file says: the count, the container instance it counts for, the newest output
- * that counted as a check of that instance saw it, the kubelet's failures in a row, where the
- * last answered read ended, when a check last counted, and whether the kubelet could not open
- * the log file at the last check.
- */
-export interface Counter {
-  silentChecks: number;
+/** The counter file: the memory of one container instance, and when a check last counted. */
+export interface Counter extends Omit<Memory, "counted" | "missed" | "now"> {
   instance: string;
-  /** The timestamp of the newest line that counted, in UTC. */
-  lastOutput?: string;
-  /** Non-zero exits in a row: the kubelet's count of failures, as far as this probe made it. */
-  failures: number;
-  /** The pod's clock when the last answered read was asked (UTC): the next read starts there. */
-  seenUntil?: string;
-  /** When a check last counted (UTC): a second probe within the same period does not. */
-  countedAt?: string;
-  /** The last check met the kubelet's error on the log file. */
-  unreadable?: boolean;
-  /** The last check that could judge the log failed. */
-  failing?: boolean;
-  /** How many of the failures in a row were misconfigurations. */
-  errors?: number;
+  /** When a check last counted (ms): a second probe within the same period does not. */
+  countedAt?: number;
   /** True when there is no counter file yet. */
   missing?: boolean;
-  /** Why the stored count was not used, when it was not. */
+  /** Why the stored memory was not used, when it was not. */
   note?: string;
 }
 
-const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
-const STAMP_OR_NONE = "(-|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d{1,9})?Z)";
+const COUNTER_TAG = "log-probe/4";
+const STAMP_OR_NONE = "(-|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z)";
 const COUNTER_LINE = new RegExp(
-  `^(\\d{1,9}) (\\S{1,80}) ${STAMP_OR_NONE} (\\d{1,4}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ([0-3])(?: (\\d{1,4}))?\\n?$`,
+  `^${COUNTER_TAG} (\\S{1,80}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ${STAMP_OR_NONE} (\\d{1,4}) (\\d{1,4}) ([0-3])\\n?$`,
 );
-/** The lines of 0.2.0 (`count instance lastOutput pass|fail`) and 0.1.0 (`count instance`). */
-const OLD_COUNTER_LINE = /^(\d{1,9}) (\S{1,64})(?: (-|\S{20,40}) (pass|fail))?\n?$/;
+
+/** A counter for a container instance no check has seen yet: silence counts from `start`. */
+export function freshCounter(instance: string, start: number, note?: string): Counter {
+  return {
+    instance,
+    lastOutput: start,
+    fromStart: true,
+    failures: 0,
+    blind: 0,
+    unreadable: false,
+    ...(note ? { note } : { missing: true }),
+  };
+}
 
 /**
  * Reads the counter file's text, one line:
- * `count instance lastOutput failures seenUntil countedAt flags errors` (`-` for a time not
- * known; flags: 1 the kubelet could not open the log file, 2 failing; the lines of 0.2.0 and
- * 0.1.0 are read too, and their instance, device and inode, is this one's without a birth time). Garbage and another instance's line give 0 and no
- * memory, with a note.
+ * `log-probe/4 instance lastOutput seenUntil countedAt failures blind flags` (UTC times, `-` for
+ * none; flags: 1 the kubelet could not read the log at the last check, 2 no output seen yet, so
+ * lastOutput is the start). Garbage, another version's line and another instance's give a fresh
+ * counter from `start`, with a note.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * assert.deepEqual(
- *   parseCounter("2 64768:1201:- 2026-11-25T12:00:00.500Z 2 2026-11-25T12:02:00.000Z - 0\n", "64768:1201:-"),
- *   {
- *     silentChecks: 2,
- *     instance: "64768:1201:-",
- *     lastOutput: "2026-11-25T12:00:00.500Z",
- *     failures: 2,
- *     seenUntil: "2026-11-25T12:02:00.000Z",
- *   },
+ * const start = Date.parse("2026-11-25T12:00:00Z");
+ * const counter = parseCounter(
+ *   "log-probe/4 64768:1201:- 2026-11-25T12:30:00.500Z 2026-11-25T12:31:00.000Z - 0 0 0\n",
+ *   "64768:1201:-",
+ *   start,
  * );
+ * assert.equal(counter.lastOutput, Date.parse("2026-11-25T12:30:00.500Z"));
+ * assert.equal(parseCounter(undefined, "64768:1201:-", start).lastOutput, start);
  * ```
  */
-export function parseCounter(text: string | undefined, instance: string): Counter {
-  if (text === undefined) return { silentChecks: 0, instance, failures: 0, missing: true };
-  const garbage = {
-    silentChecks: 0,
-    instance,
-    failures: 0,
-    note: "counter file held garbage, counted as 0",
-  };
+export function parseCounter(text: string | undefined, instance: string, start: number): Counter {
+  if (text === undefined) return freshCounter(instance, start);
   const line = text.match(COUNTER_LINE);
-  const old = line ? undefined : text.match(OLD_COUNTER_LINE);
-  const match = line ?? old;
-  if (!match) return garbage;
-  const time = (value: string | undefined) =>
-    value === undefined || value === "-" ? undefined : value;
-  const stamps = line ? [line[3], line[5], line[6]].map(time) : [time(old![3])];
-  if (
-    stamps.some((stamp) => stamp !== undefined && (!STAMP.test(stamp) || isNaN(Date.parse(stamp))))
-  ) {
-    return garbage;
+  if (!line) return freshCounter(instance, start, "counter held garbage or another version's line");
+  if (line[1] !== instance && line[1] !== "-" && instance !== "-") {
+    return freshCounter(instance, start, "counter of a previous container instance discarded");
   }
-  // 0.2.0 named an instance by device and inode only.
-  const same = match[2] === instance || (old !== undefined && instance.startsWith(`${match[2]}:`));
-  if (!same && match[2] !== "-" && instance !== "-") {
-    return {
-      silentChecks: 0,
-      instance,
-      failures: 0,
-      note: "counter of a previous container instance discarded",
-    };
+  const time = (value: string) => value === "-" ? undefined : Date.parse(value);
+  const [lastOutput, seenUntil, countedAt] = [line[2], line[3], line[4]].map(time);
+  if (lastOutput === undefined || [lastOutput, seenUntil, countedAt].some(Number.isNaN)) {
+    return freshCounter(instance, start, "counter held garbage or another version's line");
   }
-  const silentChecks = Number(match[1]);
-  const [lastOutput, seenUntil, countedAt] = stamps;
-  // 0.2.0 kept pass or fail only: a failing streak of n silent checks is n failures in a row.
-  const failures = line
-    ? Number(line[4])
-    : (old![4] ? old![4] === "fail" : silentChecks > 0)
-    ? Math.max(1, silentChecks)
-    : 0;
-  const flags = line ? Number(line[7]) : failures > 0 ? 2 : 0;
-  const errors = line?.[8] ? Math.min(Number(line[8]), failures) : 0;
+  const flags = Number(line[7]);
   return {
-    silentChecks,
     instance,
-    ...(lastOutput ? { lastOutput } : {}),
-    failures,
-    ...(seenUntil ? { seenUntil } : {}),
-    ...(countedAt ? { countedAt } : {}),
-    ...(flags & 1 ? { unreadable: true } : {}),
-    ...(flags & 2 ? { failing: true } : {}),
-    ...(errors ? { errors } : {}),
+    lastOutput,
+    fromStart: (flags & 2) !== 0,
+    ...(seenUntil !== undefined ? { seenUntil } : {}),
+    ...(countedAt !== undefined ? { countedAt } : {}),
+    failures: Number(line[5]),
+    blind: Number(line[6]),
+    unreadable: (flags & 1) !== 0,
   };
 }
 
 /** The counter file's text: one short line. */
 export function formatCounter(counter: Counter): string {
-  const flags = (counter.unreadable ? 1 : 0) + (counter.failing ? 2 : 0);
-  return `${counter.silentChecks} ${counter.instance} ${counter.lastOutput ?? "-"} ${
-    Math.min(counter.failures, 9999)
-  } ${counter.seenUntil ?? "-"} ${counter.countedAt ?? "-"} ${flags} ${
-    Math.min(counter.errors ?? 0, 9999)
-  }\n`;
-}
-
-/** What `plan` finds: how one silent stretch plays out. */
-export interface PlanRun {
-  /** Seconds from the last output to the first check after it. */
-  phase: number;
-  /** Seconds of silence when the kubelet restarts the container. */
-  restartAfter: number;
-  /** Times (seconds of silence) at which an old line fell back inside the window. */
-  resets: number[];
-  /** The windows of the final streak, check by check: [time, window]. */
-  streak: Array<[number, number]>;
+  const time = (ms?: number) => ms === undefined ? "-" : utc(ms);
+  const flags = (counter.unreadable ? 1 : 0) + (counter.fromStart ? 2 : 0);
+  return `${COUNTER_TAG} ${counter.instance} ${time(counter.lastOutput)} ${
+    time(counter.seenUntil)
+  } ${time(counter.countedAt)} ${Math.min(counter.failures, 9999)} ${
+    Math.min(counter.blind, 9999)
+  } ${flags}\n`;
 }
 
 /**
- * Simulates the kubelet probing a container that wrote its last line at 0s,
- * first probed `phase` seconds later: each check's window, the streaks an old
- * line breaks by falling back inside a grown window, and the restart.
+ * What a check at `now` knows: the counter's memory; whether it counts (not a second probe's
+ * check on the same counter within 3/4 of a period of the last that counted); and how many of
+ * the kubelet's checks since that one left no trace (a gap of n periods: n − 1 checks killed at
+ * `timeoutSeconds`, or that never finished). Both need `--period` (`periodGiven`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const counter = { ...freshCounter("-", 0), countedAt: 60_000 };
+ * const options = { period: 60, periodGiven: true, failureThreshold: 15 };
+ * assert.equal(recall(counter, 90_000, options).counted, false);
+ * assert.equal(recall(counter, 240_000, options).missed, 2);
+ * ```
  */
-export function simulate(options: PlanOptions, phase: number): PlanRun {
-  const resets: number[] = [];
-  let streak: Array<[number, number]> = [];
-  for (let t = phase;; t += options.period) {
-    const window = windowFor(streak.length, options);
-    if (t <= window) {
-      if (streak.length) resets.push(t);
-      streak = [];
-      continue;
-    }
-    streak.push([t, window]);
-    if (streak.length >= options.failureThreshold) {
-      return { phase, restartAfter: t, resets, streak };
-    }
-  }
+export function recall(
+  counter: Counter,
+  now: number,
+  options: { period: number; periodGiven: boolean; failureThreshold: number },
+): Memory {
+  const gap = counter.countedAt === undefined ? undefined : (now - counter.countedAt) / 1000;
+  const known = options.periodGiven && gap !== undefined && gap >= 0;
+  const counted = !known || gap! >= options.period * 0.75;
+  const missed = known && counted ? Math.max(0, Math.round(gap! / options.period) - 1) : 0;
+  // The kubelet would have restarted this instance after failureThreshold: a longer gap was not
+  // all failures (a kubelet restart, a paused node), so at most the rest of the threshold.
+  const room = Math.max(0, options.failureThreshold - 1 - counter.failures);
+  return { ...counter, counted, missed: Math.min(missed, room), now };
+}
+
+/** The counter a check leaves: its outcome's memory, where it read to, and when it counted. */
+export function nextCounter(
+  counter: Counter,
+  outcome: Outcome,
+  memory: Memory,
+  seenUntil?: number,
+): Counter {
+  return {
+    instance: counter.instance,
+    ...outcome.next,
+    ...(seenUntil !== undefined ? { seenUntil } : {}),
+    countedAt: memory.counted ? memory.now : counter.countedAt,
+  };
+}
+
+/**
+ * When the kubelet restarts a container that printed its last line (or started) at 0s, in
+ * seconds of silence: the first failing check comes up to one period after the limit, the
+ * restart `failureThreshold − 1` periods after that. `earliest` is exclusive.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(restartAfter({ window: 60, growth: "triangular", period: 60, failureThreshold: 15 }), {
+ *   limit: 7200,
+ *   earliest: 8040,
+ *   latest: 8100,
+ * });
+ * ```
+ */
+export function restartAfter(
+  options: PlanOptions,
+): { limit: number; earliest: number; latest: number } {
+  const limit = limitOf(options);
+  const rest = (options.failureThreshold - 1) * options.period;
+  return { limit, earliest: limit + rest, latest: limit + rest + options.period };
 }
 
 /** The text `plan` prints. */
 export function renderPlan(options: PlanOptions): string {
-  // Where the last output falls between two checks matters: try up to 60 places.
-  const samples = Math.min(options.period, 60);
-  const runs = Array.from(
-    { length: samples },
-    (_, k) => simulate(options, Math.ceil((k + 1) * options.period / samples)),
-  );
-  const sorted = [...runs].sort((a, b) => a.restartAfter - b.restartAfter);
-  const [first, last] = [sorted[0], sorted[sorted.length - 1]];
-  const windows = Array.from(
-    { length: options.failureThreshold },
-    (_, n) => formatDuration(windowFor(n, options)),
-  );
-  const lines = [
-    `Window after 0, 1, 2 … silent checks in a row (--window ${
+  const { limit, earliest, latest } = restartAfter(options);
+  const threshold = options.failureThreshold;
+  const windows = Array.from({ length: threshold }, (_, n) => windowFor(n, options));
+  const shown = windows.length > 8 ? [...windows.slice(0, 4), "…", ...windows.slice(-2)] : windows;
+  return [
+    `Limit: ${
+      formatDuration(limit)
+    }, the window the schedule reaches at check ${threshold} (--window ${
       formatDuration(options.window)
     } --growth ${options.growth}${
       options.maxWindow ? ` --max-window ${formatDuration(options.maxWindow)}` : ""
-    }):`,
-    `  ${windows.join(", ")}`,
+    }: ${shown.map((w) => typeof w === "number" ? formatDuration(w) : w).join(", ")}).`,
     `Kubelet: a check every ${formatDuration(options.period)}, restart after ${
-      plural(options.failureThreshold, "failure")
+      plural(threshold, "failure")
     } in a row.`,
     "",
-    `A container whose last output comes just after a check (worst case):`,
-  ];
-  if (last.resets.length) {
-    const shown = last.resets.slice(0, 8).map(formatDuration).join(", ");
-    lines.push(
-      `  streak reset at ${shown}${
-        last.resets.length > 8 ? ", …" : ""
-      }: a grown window reached back to the last output`,
-    );
-  }
-  for (const [i, [t, window]] of last.streak.entries()) {
-    lines.push(
-      `  ${formatDuration(t).padStart(8)}  window ${
-        formatDuration(window).padEnd(7)
-      } silent, failure ${i + 1} of ${options.failureThreshold}${
-        i + 1 === options.failureThreshold ? ": restart" : ""
-      }`,
-    );
-  }
-  lines.push(
-    "",
-    first.restartAfter === last.restartAfter
-      ? `Restart after ${formatDuration(last.restartAfter)} of silence.`
-      : `Restart after ${formatDuration(first.restartAfter)} to ${
-        formatDuration(last.restartAfter)
-      } of silence, depending on where the last output falls between two checks.`,
-  );
-  if (last.resets.length) {
-    lines.push(
-      `The streak was reset ${
-        plural(last.resets.length, "time")
-      } before the last output fell out of reach for good.`,
-    );
-  }
-  const fresh = options.failureThreshold * options.period;
-  lines.push(
-    `The counter file remembers the newest output a check saw, the failures in a row${
-      options.growth === "fixed" ? "" : " and the silent checks in a row (the window's step)"
-    }: log rotation and lines that do not count leave this as it is; lost answers can move it ` +
-      "by a few checks.",
-    "Output no check could see (printed and rotated away between two checks, or before the " +
-      `first check) cannot count: a container that hangs from its start is restarted after ${
-        plural(options.failureThreshold, "check")
-      } (${formatDuration(fresh)}).`,
-    `A misconfiguration (error) fails at most ${
-      options.failureThreshold - 1
-    } checks in a row: it never restarts the container (pass --failure-threshold ${options.failureThreshold} to the check).`,
-  );
-  return lines.join("\n");
+    `A check fails once the container has printed nothing for more than ${
+      formatDuration(limit)
+    }, counted from its start if it never printed.`,
+    `The kubelet restarts it after ${formatDuration(earliest)} to ${
+      formatDuration(latest)
+    } of silence, depending on where the last output falls between two checks.`,
+    `A worker that prints at least every ${formatDuration(earliest)} is never restarted.`,
+    `A check that cannot see the log (the API server down, an error) never makes failure ${threshold} in a row: it can delay a restart, never bring it forward.`,
+    `A misconfiguration fails one check in ${ERROR_CADENCE} at most: it never restarts the container.`,
+    "Output printed and rotated away between two checks cannot count: no check saw it.",
+  ].join("\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -1596,12 +1584,15 @@ function env(name: string): string | undefined {
 }
 
 /**
- * Tells container instances apart: the kubelet mounts a new termination-message file for each
- * container start. Its device, inode and birth time (where the filesystem keeps one: an inode
- * number alone can come back once the file is deleted). "-" when no file is named.
+ * Tells container instances apart, and dates this one's start: the kubelet creates a new
+ * termination-message file just before each container start (`makeMounts`,
+ * `pkg/kubelet/kubelet_pods.go`) and nothing writes it until the container ends. Its device,
+ * inode and birth time (where the filesystem keeps one: an inode number alone can come back once
+ * the file is deleted) name the instance; its modification time is the start. No file named:
+ * instance "-", and the start is unknown.
  */
-function instanceOf(path: string): string {
-  if (path === "") return "-";
+function instanceOf(path: string): { instance: string; start?: number } {
+  if (path === "") return { instance: "-" };
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
@@ -1615,13 +1606,17 @@ function instanceOf(path: string): string {
     );
   }
   const born = info.birthtime?.getTime();
-  return `${info.dev}:${info.ino}:${born === undefined ? "-" : born.toString(36)}`;
+  return {
+    instance: `${info.dev}:${info.ino}:${born === undefined ? "-" : born.toString(36)}`,
+    start: info.mtime?.getTime(),
+  };
 }
 
 /** A counter line is short: more than this is garbage, and is not read. */
 const COUNTER_BYTES = 256;
 
-function loadCounter(path: string, instance: string): Counter {
+/** The counter of this instance; a missing or unusable one starts from `start`. */
+function loadCounter(path: string, instance: string, start: number): Counter {
   let text: string | undefined;
   try {
     // A FIFO would block the read, a huge file cost its size: only a small regular file is read.
@@ -1632,15 +1627,10 @@ function loadCounter(path: string, instance: string): Counter {
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) throw error;
     if (!(error instanceof Deno.errors.NotFound)) {
-      return {
-        silentChecks: 0,
-        instance,
-        failures: 0,
-        note: `counter unreadable (${reason(error)}), counted as 0`,
-      };
+      return freshCounter(instance, start, `counter unreadable (${reason(error)}), started afresh`);
     }
   }
-  return parseCounter(text, instance);
+  return parseCounter(text, instance, start);
 }
 
 /**
@@ -1766,11 +1756,12 @@ async function call(
     return { ...head, ...await readAtMost(response, Math.max(MAX_BODY, init.limit ?? 0)) };
   } catch (error) {
     if (signal.aborted) {
-      // Lines that arrived before the deadline still show output; without any, the answer is lost.
+      // Lines that arrived before the deadline still show output, and the rest was not read
+      // (outOfTime); without any, the answer is lost.
       const scan = streamed ? init.scanner?.scan : undefined;
-      return scan?.newest || scan?.outOfTime
-        ? { status: 200, type: "text/plain", body: "", bytes: scan.bytes, scan }
-        : { failure: "timeout", detail: "the deadline" };
+      if (!scan?.newest && !scan?.outOfTime) return { failure: "timeout", detail: "the deadline" };
+      scan.outOfTime = true;
+      return { status: 200, type: "text/plain", body: "", bytes: scan.bytes, scan };
     }
     if (error instanceof Deno.errors.NotCapable) {
       return { failure: "permission", detail: reason(error) };
@@ -1867,110 +1858,183 @@ function targetOf(options: CheckOptions): Target {
   return resolveTarget(options, env, () => readText(`${options.serviceAccountDir}/namespace`));
 }
 
-/** Whether a check counts: not a second probe's check on the same counter in the same period. */
-function countsNow(counter: Counter, period: number | undefined, now: number): boolean {
-  if (period === undefined || counter.countedAt === undefined) return true;
-  const since = now - Date.parse(counter.countedAt);
-  return since < 0 || since >= period * 750;
+/** What a check read: its evidence, and where reading stopped (ms) when it read. */
+interface Reading {
+  evidence: Evidence;
+  seenUntil?: number;
+}
+
+/** A request at the check's deadline is a lost answer named by the check's --timeout. */
+async function ask(
+  url: string,
+  credentials: Credentials,
+  signal: AbortSignal,
+  options: CheckOptions,
+  init: { limit?: number; scanner?: LogScanner } = {},
+): Promise<Answer> {
+  const answer = await call(url, credentials, signal, init);
+  return "failure" in answer && answer.failure === "timeout"
+    ? { failure: "timeout", detail: formatDuration(options.timeout) }
+    : answer;
 }
 
 /**
- * The check's read of the window the counter calls for, and its verdict: what is new since the
- * last answered read (with patterns), or the window's last line (without). With patterns, when
- * more was written than one answer holds and none of it counts, the newest lines decide.
+ * The check's read: without patterns, the newest line if the kubelet finds it inside the limit;
+ * with them, every line since the last read, page by page ({@linkcode readPages}).
  */
-async function lookAtWindow(
+async function readLog(
   target: Target,
   options: CheckOptions,
-  state: CheckState,
+  memory: Memory,
   credentials: Credentials,
   signal: AbortSignal,
   deadline: number,
-): Promise<{ outcome: Outcome; seenUntil?: string }> {
-  const { now } = state;
-  const window = windowFor(state.silentChecks, options);
-  const query = checkQuery(window, options, state);
-  const from = filtering(options) ? readFrom(window, state) : undefined;
-  const windowStart = now - window * 1000;
-  const since = from ?? windowStart;
-  const lines = { ...options, deadline };
-  const scanner = filtering(options) ? new LogScanner(lines, since) : undefined;
-  let answer = await call(logUrl(target, query), credentials, signal, {
-    limit: query.limitBytes,
-    scanner,
-  });
-  if ("failure" in answer && answer.failure === "timeout") {
-    answer = { failure: "timeout", detail: formatDuration(options.timeout) };
+): Promise<Reading> {
+  if (filtering(options)) {
+    return await readPages(target, options, memory, { credentials, signal, deadline });
   }
-  const scan = "scan" in answer ? answer.scan : undefined;
-  if (scan?.bare !== undefined && !ROTATING.test(scan.bare)) {
-    // Only the rest of a split line: the kubelet's newest line, asked for alone, starts with its
-    // timestamp (a tail's first line always does), which a proxy's page never has.
-    const newest = await call(
-      logUrl(target, { tailLines: 1, limitBytes: LIMIT_BYTES }),
-      credentials,
-      signal,
-    );
-    const last = "status" in newest && newest.status === 200
-      ? scanLog(newest.body, { ...options, match: [], ignore: [] }).newest
-      : undefined;
-    if (last && last.at >= since) {
-      scan.stamped++;
-      if (counts(scan.bare, options)) scan.newest = { at: since, text: scan.bare };
-    }
-  }
-  // Cut, and nothing read counts inside the window (a read from the check before may begin
-  // earlier): the newest lines decide.
-  const stale = !scan?.newest || (from !== undefined && scan.newest.at < windowStart);
-  if (
-    scan && stale && !scan.outOfTime && "status" in answer && answer.bytes >= query.limitBytes
-  ) {
-    const { sinceSeconds, sinceTime } = query;
-    const newest = await newestLines(target, lines, credentials, signal, {
-      sinceSeconds,
-      sinceTime,
-    });
-    const more = "scan" in newest ? newest.scan : undefined;
-    scan.skipped = true;
-    if (more?.newest && !(more.newest.at <= (scan.newest?.at ?? -Infinity))) {
-      scan.newest = more.newest;
-    }
-    if (more?.outOfTime) scan.outOfTime = true;
-  }
-  const read = from === undefined ? { since } : { since, windowStart };
-  const outcome = decide(evidenceOf(answer, options, target, read), state, options);
-  const answered = "status" in answer && answer.status === 200 && filtering(options);
-  // Lines not judged before the deadline are read again by the next check.
-  const judged = scan?.outOfTime
-    ? (scan.judgedUntil === undefined ? state.seenUntil : utc(scan.judgedUntil))
-    : utc(now);
-  return { outcome, seenUntil: answered ? judged : state.seenUntil };
+  const query = newestQuery(readFrom(memory, limitOf(options), false), memory.now);
+  const answer = await ask(logUrl(target, query), credentials, signal, options);
+  const from = memory.now - query.sinceSeconds! * 1000;
+  const evidence = evidenceOf(answer, options, target, from);
+  if (evidence.kind !== "seen") return { evidence };
+  // A line the kubelet found in the window (on the node's clock) is in it.
+  if (evidence.at !== undefined) evidence.at = Math.max(evidence.at, from);
+  return { evidence, seenUntil: memory.now };
 }
 
 /**
- * The newest lines one answer holds: the last `--tail` lines (of those `since` keeps) and, when
- * they are more than `--limit-bytes`, fewer, until the newest fit: the kubelet writes a tail from
- * its oldest line forward and stops at limitBytes (`cri-client` `pkg/logs/logs.go`), so a cut
- * answer lacks exactly the newest lines.
+ * Every line written since the last read (or the limit back), at most `--limit-bytes` a
+ * request, each page starting at the second of the last line the one before judged, until
+ * caught up, out of time or {@linkcode MAX_PAGES}: the newest line that counts decides, and
+ * what was not read is named. The kubelet writes lines from `since` forward and stops at
+ * limitBytes (`cri-client` `pkg/logs/logs.go`), so a cut page lacks only the newest lines.
  */
-async function newestLines(
+async function readPages(
   target: Target,
-  options: LineOptions,
-  credentials: Credentials,
-  signal: AbortSignal,
-  since: { sinceSeconds?: number; sinceTime?: string },
-): Promise<Answer> {
-  let tail = options.tail;
-  for (let attempt = 1;; attempt++) {
-    const query: LogQuery = { ...since, tailLines: tail, limitBytes: options.limitBytes };
-    const scanner = new LogScanner(options);
-    const answer = await call(logUrl(target, query), credentials, signal, {
+  options: CheckOptions,
+  memory: Memory,
+  io: { credentials: Credentials; signal: AbortSignal; deadline: number },
+): Promise<Reading> {
+  const lines = { ...options, deadline: io.deadline };
+  let from = readFrom(memory, limitOf(options), true);
+  let newest: number | undefined;
+  let bytes = 0;
+  // Seconds with more than a page of lines, whose rest was not read: named in the line.
+  const skipped = { seconds: 0, first: 0 };
+  const notRead = () =>
+    skipped.seconds
+      ? `more than --limit-bytes in ${plural(skipped.seconds, "second")} from ${
+        utc(skipped.first)
+      }, the rest of ${skipped.seconds === 1 ? "it" : "each"} not read`
+      : "";
+  const seen = (seenUntil: number, unread?: string): Reading => ({
+    evidence: {
+      kind: "seen",
+      ...(newest !== undefined ? { at: newest } : {}),
+      ...(unread ? { unread, partial: true } : {}),
+    },
+    seenUntil,
+  });
+  for (let page = 1;; page++) {
+    const scanner = new LogScanner(lines, from);
+    const query = pageQuery(from, options.limitBytes);
+    const url = logUrl(target, query);
+    const answer = await ask(url, io.credentials, io.signal, options, {
       limit: query.limitBytes,
       scanner,
     });
-    if (!("scan" in answer) || !answer.scan) return answer;
-    const cut = answer.bytes >= query.limitBytes;
-    if (!cut || tail === 1 || answer.scan.outOfTime || attempt === 8) return answer;
+    if (page === 1 && "scan" in answer && answer.scan?.bare !== undefined) {
+      await confirmBare(answer.scan, target, lines, io, from);
+    }
+    const evidence = evidenceOf(answer, lines, target, from);
+    if (evidence.kind !== "seen") {
+      if (page === 1) return { evidence };
+      const why = evidence.kind === "blind" ? evidence.why : "unreadable";
+      return seen(from, `the log after ${utc(from)} not read: ${why}`);
+    }
+    if (evidence.at !== undefined && !(evidence.at < (newest ?? -Infinity))) newest = evidence.at;
+    const scan = "scan" in answer && answer.scan ? answer.scan : { bytes: 0, judgedUntil: from };
+    bytes += scan.bytes;
+    if (evidence.unread) return seen(scan.judgedUntil ?? from, evidence.unread);
+    if ("status" in answer && answer.bytes < query.limitBytes) {
+      return seen(memory.now, notRead() || undefined);
+    }
+    // The API server takes sinceTime in whole seconds: more than a page in one second skips it.
+    const second = Math.floor(from / 1000) * 1000;
+    const judged = Math.floor((scan.judgedUntil ?? from) / 1000) * 1000;
+    const next = judged > second ? judged : second + 1000;
+    if (judged <= second) {
+      if (!skipped.seconds) skipped.first = second;
+      skipped.seconds++;
+    }
+    const why = page >= MAX_PAGES
+      ? `${MAX_PAGES} pages, the most a check reads: raise --limit-bytes`
+      : performance.now() >= io.deadline
+      ? "--timeout: raise it or the CPU limit"
+      : undefined;
+    if (why) {
+      const more = notRead();
+      return seen(
+        next,
+        `${Math.round(bytes / 1024)} KiB read in ${plural(page, "page")}, the log after ${
+          utc(next)
+        } not before ${why}${more ? `; ${more}` : ""}`,
+      );
+    }
+    from = next;
+  }
+}
+
+/**
+ * A page that starts with a piece without a timestamp: the rest of a long line the runtime split
+ * (CRI partial lines) whose start fell before `since`, or a page that is no log at all. The
+ * kubelet's newest line, asked for alone, starts with its timestamp (a tail's first line always
+ * does), which a proxy's page never has: only then the piece counts, at `since`.
+ */
+async function confirmBare(
+  scan: Scan,
+  target: Target,
+  options: LineOptions,
+  io: { credentials: Credentials; signal: AbortSignal },
+  since: number,
+): Promise<void> {
+  if (KUBELET_LOG_ERROR.test(scan.bare!)) return;
+  const url = logUrl(target, { tailLines: 1, limitBytes: LIMIT_BYTES });
+  const newest = await call(url, io.credentials, io.signal);
+  const last = "status" in newest && newest.status === 200
+    ? scanLog(newest.body, { ...options, match: [], ignore: [] }).newest
+    : undefined;
+  if (last && last.at >= since) {
+    scan.stamped++;
+    if (counts(scan.bare!, options)) scan.newest = { at: since, text: scan.bare! };
+  }
+}
+
+/**
+ * For `--last-line`: the newest line that counts in the current log file, with no window. With
+ * patterns the newest `--tail` lines, fewer when they pass `--limit-bytes` (the kubelet writes a
+ * tail from its oldest line forward and stops at limitBytes, so a cut answer lacks the newest).
+ */
+async function lastWords(
+  target: Target,
+  options: CheckOptions,
+  io: { credentials: Credentials; signal: AbortSignal; deadline: number },
+): Promise<string | undefined> {
+  const lines = { ...options, deadline: io.deadline };
+  let tail = filtering(options) ? options.tail : 1;
+  for (let attempt = 1; attempt <= 8; attempt++) {
+    const limit = filtering(options) ? options.limitBytes : LAST_LINE_BYTES;
+    const query: LogQuery = { tailLines: tail, limitBytes: limit };
+    const scanner = new LogScanner(lines);
+    const answer = await call(logUrl(target, query), io.credentials, io.signal, {
+      limit,
+      scanner,
+    });
+    if (!("scan" in answer) || !answer.scan) return undefined;
+    if (answer.bytes < limit || tail === 1 || answer.scan.outOfTime) {
+      return answer.scan.newest?.text;
+    }
     tail = Math.max(1, Math.min(answer.scan.lines, Math.floor(tail / 2)));
   }
 }
@@ -1982,60 +2046,35 @@ export interface CheckResult {
   line: string;
 }
 
-/** How long before now a log timestamp is. */
-function ago(stamp: string): string {
-  return formatDuration(Math.max(0, (Date.now() - Date.parse(stamp)) / 1000));
-}
-
-/**
- * Last words, on the silent path only: the newest line that counts in the current log file,
- * with no window (one more bounded request). Undefined when none is there.
- */
-async function lastWords(
-  target: Target,
-  options: CheckOptions,
-  credentials: Credentials,
-  signal: AbortSignal,
-  deadline: number,
-): Promise<{ at: number; text: string } | undefined> {
-  const lines = { ...options, deadline };
-  if (filtering(options)) {
-    const answer = await newestLines(target, lines, credentials, signal, {});
-    return "scan" in answer ? answer.scan?.newest : undefined;
-  }
-  const limit = options.lastLine ? LAST_LINE_BYTES : LIMIT_BYTES;
-  const answer = await call(
-    logUrl(target, { tailLines: 1, limitBytes: limit }),
-    credentials,
-    signal,
-    {
-      limit: MAX_BODY,
-    },
-  );
-  if (!("status" in answer) || answer.status !== 200) return undefined;
-  return scanLog(answer.body, lines).newest;
-}
-
 /** A container name that may name the counter file: a DNS label. */
 const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
+/** The counter file, this instance's memory and whether this check counts, at `now`. */
+function memoryOf(
+  options: CheckOptions,
+  now: number,
+): { counter: Counter; memory: Memory; problem?: unknown } {
+  let self: { instance: string; start?: number } = { instance: "-" };
+  let problem: unknown;
+  try {
+    self = instanceOf(options.terminationMessagePath);
+  } catch (error) {
+    problem = error;
+  }
+  // Without a termination-message file the start is not known: the first check stands for it.
+  const counter = loadCounter(options.stateFile, self.instance, Math.min(self.start ?? now, now));
+  return { counter, memory: recall(counter, now, options), problem };
+}
+
 /** One check, start to end. */
 export async function check(given: CheckOptions): Promise<CheckResult> {
-  // The counter comes first: a misconfiguration met later is counted in it, so that it is never
-  // the kubelet's failureThreshold-th failure in a row (see decide).
   const named = given.container ?? env("CONTAINER_NAME");
   const options = {
     ...given,
     stateFile: counterPath(given.stateFile, named && LABEL.test(named) ? named : undefined),
   };
-  let instance = "-";
-  let problem: unknown;
-  try {
-    instance = instanceOf(options.terminationMessagePath);
-  } catch (error) {
-    problem = error;
-  }
-  const counter = loadCounter(options.stateFile, instance);
+  const now = Date.now();
+  const { counter, memory, problem } = memoryOf(options, now);
   const proxiesOff = keepProxiesOff();
   // Monotonic, as the abort timer: a step of the wall clock moves neither. Matching stops a
   // little before the abort, so that lines that arrived are judged (the probe's own slowness)
@@ -2043,13 +2082,7 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
   const deadline = performance.now() + options.timeout * 1000 -
     Math.min(200, options.timeout * 100);
   const signal = AbortSignal.timeout(options.timeout * 1000);
-  const now = Date.now();
-  // One clock reading and one answer to "does this check count" for the read, the decision
-  // and the counter it leaves, whichever way the check ends.
-  const counted = countsNow(counter, options.period, now);
-  const state: CheckState = { ...counter, now, counted };
-  let outcome: Outcome;
-  let seenUntil = counter.seenUntil;
+  let reading: Reading;
   let credentials: Credentials | undefined;
   let quoted = "";
   try {
@@ -2058,102 +2091,56 @@ export async function check(given: CheckOptions): Promise<CheckResult> {
     // too, and the token is the cause to name.
     credentials = readCredentials(options.serviceAccountDir);
     const target = targetOf(given);
-    ({ outcome, seenUntil } = await lookAtWindow(
-      target,
-      options,
-      state,
-      credentials,
-      signal,
-      deadline,
-    ));
-    // Last words, on the silent path, while the deadline allows, when the counter remembers no
-    // output yet (or the line is to be quoted): a line no check saw, older than the window, is
-    // remembered too, so that a rotation cannot hide it from the next checks. Once the counter
-    // remembers one, nothing newer can be outside the window while the window is at least the
-    // period, so a silent check makes one request.
-    const wordsWanted = outcome.lastOutput === undefined || options.lastLine;
-    if (outcome.verdict === "silent" && wordsWanted && deadline - performance.now() > 1000) {
-      const last = await lastWords(target, options, credentials, signal, deadline);
-      if (last) outcome.lastOutput = remember(outcome.lastOutput, last.at, Date.now());
-      if (last && options.lastLine) quoted = `; last line: ${JSON.stringify(last.text)}`;
+    reading = await readLog(target, options, memory, credentials, signal, deadline);
+    if (options.lastLine && decide(reading.evidence, memory, options).verdict === "silent") {
+      const io = { credentials, signal, deadline };
+      const last = await lastWords(target, options, io).catch(() => undefined);
+      if (last !== undefined) quoted = `; last line: ${JSON.stringify(last)}`;
     }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    outcome = decide({ kind: "misconfigured", why: error.message }, state, options);
+    reading = { evidence: { kind: "blind", why: error.message, error: true } };
   } finally {
     credentials?.client.close();
   }
+  const outcome = decide(reading.evidence, memory, options);
   const notes = counter.note ? [counter.note] : [];
   if (!proxiesOff) notes.push("warning: HTTPS_PROXY not kept off (add --allow-env=NO_PROXY)");
-  const next: Counter = {
-    silentChecks: outcome.silentChecks,
-    instance: counter.instance,
-    lastOutput: outcome.lastOutput,
-    failures: outcome.failures,
-    seenUntil,
-    countedAt: options.period !== undefined ? (counted ? utc(now) : counter.countedAt) : undefined,
-    unreadable: outcome.unreadable,
-    failing: outcome.failing,
-    errors: outcome.errors,
-  };
+  for (const flag of options.retired) notes.push(`${flag} is no longer used`);
+  const next = nextCounter(counter, outcome, memory, reading.seenUntil);
   // Written once, atomically; even when nothing changed but the file is missing: a missing file
   // would cost every later check a NotFound error, 1 MiB at peak (bench/).
-  const changed = formatCounter(next) !== formatCounter(counter) || counter.note ||
-    counter.missing;
-  if (changed) {
+  if (formatCounter(next) !== formatCounter(counter) || counter.note || counter.missing) {
     try {
       saveCounter(options.stateFile, next);
     } catch (error) {
-      unsaved(outcome, options, reason(error), notes);
+      unsaved(outcome, options.stateFile, reason(error), notes);
     }
   }
-  const said = outcome.verdict === "silent" && outcome.lastOutput
-    ? `; last ${filtering(options) ? "matching output" : "output"} ${ago(outcome.lastOutput)} ago`
-    : "";
   // The notes come before the quoted line, which is what gets cut when the line is too long.
-  const line = oneLine(
-    outcome.message + said + notes.map((note) => `; ${note}`).join("") + quoted,
-  );
+  const line = oneLine(outcome.message + notes.map((note) => `; ${note}`).join("") + quoted);
   return { outcome, notes, line };
 }
 
 /**
- * The exit of a failure no counter can hold: 2 in every other period (the kubelet then shows it
- * in the pod's events, and two checks in a row never both fail), else 0; always 0 without
- * `--period`, which it needs to tell periods apart.
- */
-function uncounted(period: number | undefined): number {
-  if (period === undefined) return 0;
-  return Math.floor(Date.now() / (period * 1000)) % 2 === 0 ? 2 : 0;
-}
-
-/**
  * A counter that cannot be written. A pass stays a pass, with a warning (and the stale counter
- * goes, so that its "fail" does not outlive this pass). A failure that cannot be counted cannot be
- * kept from the kubelet's threshold: with a window that grows, or a misconfiguration, the check
- * passes and says so; with `fixed` growth a silent check needs no count and still fails.
+ * goes). A silent check stays silent: the answer showed the silence. A failure that is only
+ * counted (a blind check's) cannot be kept from the kubelet's threshold: it passes and says so.
  */
-function unsaved(outcome: Outcome, options: CheckOptions, why: string, notes: string[]): void {
-  const path = options.stateFile;
-  if (outcome.code === 0) {
+function unsaved(outcome: Outcome, path: string, why: string, notes: string[]): void {
+  if (outcome.code === 0 || outcome.verdict === "silent") {
     notes.push(`warning: counter not saved to ${path} (${why})`);
     try {
       // An unlink works on a full tmpfs too.
-      if (Deno.lstatSync(path).isFile) Deno.removeSync(path);
+      if (outcome.code === 0 && Deno.lstatSync(path).isFile) Deno.removeSync(path);
     } catch {
       // not there, or not ours to remove: the next check reads what it reads
     }
     return;
   }
-  if (outcome.code === 1 && options.growth === "fixed") {
-    notes.push(`warning: counter not saved to ${path} (${why})`);
-    return;
-  }
-  const fix = "--state-file must name a file on a writable emptyDir";
-  outcome.code = uncounted(options.period);
-  outcome.message = outcome.verdict === "error"
-    ? `${outcome.message}; not counted: counter ${path} cannot be written (${why})`
-    : `error: counter ${path} cannot be written (${why}): ${fix}; ${outcome.verdict}, not counted`;
+  outcome.code = 0;
+  outcome.message = `error: counter ${path} cannot be written (${why}): --state-file must ` +
+    `name a file on a writable emptyDir; ${outcome.message}; not counted`;
   outcome.verdict = "error";
 }
 
@@ -2163,50 +2150,40 @@ export function checkJson(result: CheckResult): string {
   return JSON.stringify({
     verdict: outcome.verdict,
     exitCode: outcome.code,
-    window: outcome.window,
-    silentChecks: outcome.silentChecks,
-    ...(outcome.lastOutput ? { lastOutput: outcome.lastOutput } : {}),
+    silence: Math.round(outcome.silence),
+    failures: outcome.next.failures,
+    lastOutput: utc(outcome.next.lastOutput),
     message: result.line,
   });
 }
 
-/** `doctor`: the set-up checked one item a line, with the fix for each ✗. */
-export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok: boolean }> {
-  let options = given;
-  const lines: string[] = [];
-  const pass = (text: string) => lines.push(`✓ ${text}`);
-  const fail = (text: string) => lines.push(`✗ ${text}`);
+/** `doctor`'s list: one line an item, ✓ or ✗ with the fix. */
+class Findings {
+  readonly lines: string[] = [];
+  pass(text: string): void {
+    this.lines.push(`✓ ${text}`);
+  }
+  fail(text: string): void {
+    this.lines.push(`✗ ${text}`);
+  }
+}
+
+/** The Deno permissions a check needs, as flags; the missing ones fail. */
+function checkPermissions(options: CheckOptions, target: Target | undefined, found: Findings) {
   const dir = options.serviceAccountDir;
   const stateDir = options.stateFile.replace(/\/[^/]*$/, "") || "/";
-
-  let target: Target | undefined;
-  try {
-    target = targetOf(options);
-    options = { ...options, stateFile: counterPath(options.stateFile, target.container) };
-    pass(
-      `pod ${target.namespace}/${target.pod}${
-        target.container ? `, container ${target.container}` : ""
-      }, API server ${target.server}`,
-    );
-  } catch (error) {
-    fail(`${messageOf(error)}`);
-  }
   const url = target && new URL(target.server);
   const needed: Array<[Deno.PermissionDescriptor, string]> = [
     [{ name: "read", path: dir }, `--allow-read=${dir}`],
     // to keep HTTPS_PROXY and friends, meant for the app, off the probe's request
     [{ name: "env", variable: "NO_PROXY" }, "--allow-env=NO_PROXY"],
-    ...(url
-      ? [[
-        { name: "net", host: `${url.hostname}:${url.port || 443}` },
-        `--allow-net=${url.hostname}`,
-      ] as [Deno.PermissionDescriptor, string]]
-      : []),
-  ];
-  needed.push(
     [{ name: "read", path: stateDir }, `--allow-read=${stateDir}`],
     [{ name: "write", path: stateDir }, `--allow-write=${stateDir}`],
-  );
+  ];
+  if (url) {
+    const host = `${url.hostname}:${url.port || 443}`;
+    needed.splice(2, 0, [{ name: "net", host }, `--allow-net=${url.hostname}`]);
+  }
   if (options.terminationMessagePath) {
     const path = options.terminationMessagePath;
     needed.push([{ name: "read", path }, `--allow-read=${path}`]);
@@ -2215,294 +2192,207 @@ export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok
     Deno.permissions.querySync(descriptor).state !== "granted"
   );
   if (missing.length) {
-    fail(`Deno permissions missing: add ${missing.map(([, flag]) => flag).join(" ")}`);
+    found.fail(`Deno permissions missing: add ${missing.map(([, flag]) => flag).join(" ")}`);
   } else {
-    pass(`Deno permissions: ${needed.map(([, flag]) => flag).join(" ")}`);
+    found.pass(`Deno permissions: ${needed.map(([, flag]) => flag).join(" ")}`);
   }
-  let instance = "-";
+}
+
+/** GET /version: reachable, the certificate verified, the token accepted. */
+async function checkServer(
+  target: Target,
+  credentials: Credentials,
+  signal: AbortSignal,
+  found: Findings,
+): Promise<boolean> {
+  const version = await call(`${target.server}/version`, credentials, signal);
+  if (!("status" in version)) {
+    const evidence = failedAnswer(version, target);
+    found.fail(evidence.kind === "blind" ? evidence.why : "no answer");
+    return false;
+  }
+  if (version.status === 401) {
+    found.fail("the API server rejected the token (deleted ServiceAccount? expired token?)");
+    return false;
+  }
+  if (version.status !== 200) {
+    found.fail(
+      `GET /version answered ${version.status} ${statusMessage(version.body)}: not an API server?`,
+    );
+    return false;
+  }
+  let release: unknown;
+  try {
+    release = JSON.parse(version.body).gitVersion;
+  } catch {
+    // an answer, but not the usual one
+  }
+  found.pass(
+    `API server reachable, certificate verified, token accepted${
+      typeof release === "string" ? ` (Kubernetes ${release})` : ""
+    }`,
+  );
+  return true;
+}
+
+/** A SelfSubjectAccessReview: may this account get pods/log of this pod? */
+async function checkAccess(
+  target: Target,
+  credentials: Credentials,
+  signal: AbortSignal,
+  found: Findings,
+): Promise<void> {
+  const review = await call(
+    `${target.server}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`,
+    credentials,
+    signal,
+    {
+      method: "POST",
+      body: JSON.stringify({
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SelfSubjectAccessReview",
+        spec: {
+          resourceAttributes: {
+            namespace: target.namespace,
+            verb: "get",
+            resource: "pods",
+            subresource: "log",
+            name: target.pod,
+          },
+        },
+      }),
+    },
+  );
+  let allowed: boolean | undefined;
+  try {
+    if ("status" in review && review.status === 201) {
+      allowed = JSON.parse(review.body).status?.allowed === true;
+    }
+  } catch {
+    // not a review
+  }
+  if (allowed) found.pass(`allowed to get pods/log in ${target.namespace}`);
+  else if (allowed === false) {
+    found.fail(`not allowed to get pods/log in ${target.namespace}: bind the Role log-probe to it`);
+  } else {
+    found.fail(
+      `the access review failed (${
+        "status" in review ? `${review.status} ${statusMessage(review.body)}` : review.detail
+      })`,
+    );
+  }
+}
+
+/** The counter: readable, writable, and what it remembers. */
+function checkCounter(options: CheckOptions, found: Findings): void {
+  const stateDir = options.stateFile.replace(/\/[^/]*$/, "") || "/";
+  try {
+    const { counter } = memoryOf(options, Date.now());
+    if (counter.note?.startsWith("counter unreadable")) throw new Error(counter.note);
+    const probe = `${options.stateFile}.doctor.${Deno.pid}`;
+    Deno.writeTextFileSync(probe, "", { createNew: true });
+    Deno.removeSync(probe);
+    const memory = counter.missing
+      ? "no check yet"
+      : `${counter.fromStart ? "no output yet, started" : "last output"} ${
+        formatDuration((Date.now() - counter.lastOutput) / 1000)
+      } ago`;
+    found.pass(
+      `counter ${options.stateFile} readable and writable (${memory}${
+        counter.note ? `; ${counter.note}` : ""
+      })`,
+    );
+  } catch (error) {
+    found.fail(
+      `counter ${options.stateFile}: ${reason(error)}: ${
+        error instanceof Deno.errors.NotCapable
+          ? `add --allow-read=${stateDir} --allow-write=${stateDir}`
+          : `--state-file must name a file on a writable emptyDir mounted at ${stateDir}`
+      }`,
+    );
+  }
+}
+
+/** `doctor`: the set-up checked one item a line, with the fix for each ✗. */
+export async function doctor(given: CheckOptions): Promise<{ lines: string[]; ok: boolean }> {
+  let options = given;
+  const found = new Findings();
+  let target: Target | undefined;
+  try {
+    target = targetOf(options);
+    options = { ...options, stateFile: counterPath(options.stateFile, target.container) };
+    found.pass(
+      `pod ${target.namespace}/${target.pod}${
+        target.container ? `, container ${target.container}` : ""
+      }, API server ${target.server}`,
+    );
+  } catch (error) {
+    found.fail(messageOf(error));
+  }
+  checkPermissions(options, target, found);
   if (options.terminationMessagePath) {
     try {
-      instance = instanceOf(options.terminationMessagePath);
-      pass(`container instance told apart by ${options.terminationMessagePath} (${instance})`);
+      const self = instanceOf(options.terminationMessagePath);
+      const start = self.start === undefined ? "" : `, started ${utc(self.start)}`;
+      found.pass(
+        `container instance told apart by ${options.terminationMessagePath} (${self.instance}${start})`,
+      );
     } catch (error) {
-      fail(messageOf(error));
+      found.fail(messageOf(error));
     }
   }
-
   let credentials: Credentials | undefined;
   keepProxiesOff();
   try {
-    credentials = readCredentials(dir);
-    pass(`token and CA in ${dir} (the token is never shown)`);
+    credentials = readCredentials(options.serviceAccountDir);
+    found.pass(`token and CA in ${options.serviceAccountDir} (the token is never shown)`);
   } catch (error) {
-    fail(messageOf(error));
+    found.fail(messageOf(error));
   }
   if (credentials && target) {
     const signal = AbortSignal.timeout(options.timeout * 1000);
-    const version = await call(`${target.server}/version`, credentials, signal);
-    const reached = "status" in version;
-    if (!reached) {
-      // Why, without what a check would do about it.
-      const state = { silentChecks: 0, now: Date.now() };
-      const { message } = judge(version, state, { ...options, onApiError: "ignore" }, target);
-      fail(message.replace(/^\w+: /, "").replace(/; not counted$/, ""));
-    } else if (version.status === 401) {
-      fail("the API server rejected the token (deleted ServiceAccount? expired token?)");
-    } else if (version.status !== 200) {
-      fail(
-        `GET /version answered ${version.status} ${
-          statusMessage(version.body)
-        }: not an API server?`,
-      );
-    } else {
-      let release: unknown;
-      try {
-        release = JSON.parse(version.body).gitVersion;
-      } catch {
-        // an answer, but not the usual one
-      }
-      pass(
-        `API server reachable, certificate verified, token accepted${
-          typeof release === "string" ? ` (Kubernetes ${release})` : ""
-        }`,
-      );
-    }
-    if (reached && version.status === 200) {
-      const review = await call(
-        `${target.server}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`,
-        credentials,
-        signal,
-        {
-          method: "POST",
-          body: JSON.stringify({
-            apiVersion: "authorization.k8s.io/v1",
-            kind: "SelfSubjectAccessReview",
-            spec: {
-              resourceAttributes: {
-                namespace: target.namespace,
-                verb: "get",
-                resource: "pods",
-                subresource: "log",
-                name: target.pod,
-              },
-            },
-          }),
-        },
-      );
-      let allowed: boolean | undefined;
-      try {
-        if ("status" in review && review.status === 201) {
-          allowed = JSON.parse(review.body).status?.allowed === true;
-        }
-      } catch {
-        // not a review
-      }
-      if (allowed) pass(`allowed to get pods/log in ${target.namespace}`);
-      else if (allowed === false) {
-        fail(`not allowed to get pods/log in ${target.namespace}: bind the Role log-probe to it`);
-      } else {
-        fail(
-          `the access review failed (${
-            "status" in review ? `${review.status} ${statusMessage(review.body)}` : review.detail
-          })`,
-        );
-      }
+    if (await checkServer(target, credentials, signal, found)) {
+      await checkAccess(target, credentials, signal, found);
       const deadline = performance.now() + options.timeout * 1000;
-      const counter = loadCounter(options.stateFile, instance);
-      const now = Date.now();
-      const state = { ...counter, now, counted: countsNow(counter, options.period, now) };
-      const { outcome } = await lookAtWindow(
-        target,
-        options,
-        state,
-        credentials,
-        signal,
-        deadline,
-      );
-      const said = `log request (window ${outcome.window}s): ${outcome.message}`;
-      if (outcome.verdict === "alive" || outcome.verdict === "silent") pass(said);
-      else fail(said);
+      const { memory } = memoryOf(options, Date.now());
+      const { evidence } = await readLog(target, options, memory, credentials, signal, deadline);
+      const { message, verdict } = decide(evidence, memory, options);
+      const said = `log request: ${message}`;
+      if (verdict === "alive" || verdict === "silent") found.pass(said);
+      else found.fail(said);
     }
     credentials.client.close();
   }
-  {
-    try {
-      const counter = loadCounter(options.stateFile, instance);
-      if (counter.note?.startsWith("counter unreadable")) throw new Error(counter.note);
-      const probe = `${options.stateFile}.doctor.${Deno.pid}`;
-      Deno.writeTextFileSync(probe, "", { createNew: true });
-      Deno.removeSync(probe);
-      const count = counter.missing
-        ? "no count yet"
-        : plural(counter.silentChecks, "silent check") + " in a row";
-      pass(
-        `counter ${options.stateFile} readable and writable (${count}${
-          counter.note ? `; ${counter.note}` : ""
-        })`,
-      );
-    } catch (error) {
-      fail(
-        `counter ${options.stateFile}: ${reason(error)}: ${
-          error instanceof Deno.errors.NotCapable
-            ? `add --allow-read=${stateDir} --allow-write=${stateDir}`
-            : `--state-file must name a file on a writable emptyDir mounted at ${stateDir}`
-        }`,
-      );
-    }
-  }
+  checkCounter(options, found);
   // Read by a person at a terminal, not the kubelet: lines are not cut.
-  const shown = lines.map((line) => oneLine(line, Infinity));
-  return { lines: shown, ok: !lines.some((line) => line.startsWith("✗")) };
-}
-
-/** One line of `kubectl logs --timestamps`, as the replay keeps it. */
-interface HistoryLine {
-  ms: number;
-  stamp: string;
+  const lines = found.lines.map((line) => oneLine(line, Infinity));
+  return { lines, ok: !lines.some((line) => line.startsWith("✗")) };
 }
 
 /** One replay of a history, with checks at one offset from its first line. */
 interface Replay {
-  offset: number;
   nextCheck: number;
   checks: number;
-  state: CheckState;
-  /** Log bytes up to the last check: more than --limit-bytes between two checks is a cut read. */
-  bytesAtCheck: number;
-  /** When the last check read (a live check's seenUntil), and the newest line it remembered. */
-  seenMs?: number;
-  livingMs?: number;
-  cutReads: number;
+  memory: Memory;
   /** Waiting for the container's next line after a restart (the real one did not restart). */
   restarted: boolean;
   restarts: Array<{ at: number; silence: number }>;
-  nearest: { failures: number; at: string };
-  streakEnd: string;
+  /** The most failures in a row that did not end in a restart, and when. */
+  nearest: { failures: number; at: number };
 }
 
-/**
- * `backtest`: replays the probe's decisions over a container's real history
- * (`kubectl logs --timestamps`), with the same decision code as the live check, at every check
- * offset `plan` tries (where the first check falls after the first line), reading the file as a
- * stream, and reports the worst. A live check with patterns reads every line since the check
- * before, so the newest line that counts decides; a read of more than --limit-bytes is counted.
- */
-export async function backtest(
-  options: BacktestOptions,
+/** Reads a file line by line (a line kept to its first 64 KiB), with its size in bytes. */
+async function forEachLine(
+  path: string,
+  take: (line: string, bytes: number) => void,
   progress?: (bytes: number) => void,
-): Promise<string> {
-  let lines = 0;
-  let bytes = 0;
-  let malformed = 0;
-  let first: HistoryLine | undefined;
-  let previous: HistoryLine | undefined;
-  let living: HistoryLine | undefined; // the newest line that counts
-  let longest = { seconds: 0, from: "", to: "" };
-  const samples = Math.min(options.period, 60);
-  const replays: Replay[] = [];
-
-  const checkAt = (replay: Replay, now: number) => {
-    if (replay.restarted) return;
-    replay.checks++;
-    const { state } = replay;
-    const window = windowFor(state.silentChecks, options);
-    if (filtering(options) && bytes - replay.bytesAtCheck > options.limitBytes) replay.cutReads++;
-    replay.bytesAtCheck = bytes;
-    if (living && living.ms >= now - window * 1000) {
-      // Output inside the window, read now or remembered: alive, whatever else the table says.
-      // A fast path (up to 60 replays make one for every period of the history): no strings.
-      const failures = state.failures ?? 0;
-      if (failures > replay.nearest.failures) {
-        replay.nearest = { failures, at: replay.streakEnd };
-      }
-      if (replay.livingMs !== living.ms) {
-        state.lastOutput = remember(state.lastOutput, living.ms, now);
-        replay.livingMs = living.ms;
-      }
-      Object.assign(state, { silentChecks: 0, failures: 0, now });
-      replay.seenMs = now;
-      return;
-    }
-    if (filtering(options) && replay.seenMs !== undefined) state.seenUntil = utc(replay.seenMs);
-    const since = readFrom(window, { ...state, now }) ?? now - window * 1000;
-    const evidence: Evidence = !living || living.ms < since
-      ? { kind: "quiet" }
-      : living.ms >= now - window * 1000
-      ? { kind: "output", at: living.ms }
-      : { kind: "quiet", seen: living.ms };
-    const outcome = decide(evidence, { ...state, now }, options);
-    let lastOutput = outcome.lastOutput;
-    if (outcome.verdict === "silent" && lastOutput === undefined && living) {
-      lastOutput = remember(lastOutput, living.ms, now); // the live check's last words
-    }
-    replay.state = {
-      silentChecks: outcome.silentChecks,
-      failures: outcome.failures,
-      lastOutput,
-      now,
-    };
-    replay.seenMs = now;
-    if (outcome.verdict !== "silent") {
-      if (state.failures! > replay.nearest.failures) {
-        replay.nearest = { failures: state.failures!, at: replay.streakEnd };
-      }
-      return;
-    }
-    replay.streakEnd = utc(now);
-    if (outcome.failures >= options.failureThreshold) {
-      replay.restarts.push({ at: now, silence: (now - (living?.ms ?? now)) / 1000 });
-      replay.state = { silentChecks: 0, failures: 0, now }; // a restarted container starts afresh
-      replay.restarted = true;
-    }
-  };
-  const take = (raw: string, size: number) => {
-    const stamp = raw.match(TIMESTAMP)?.[0];
-    const ms = stamp ? Date.parse(stamp.trim()) : NaN;
-    if (!stamp || Number.isNaN(ms) || (previous && ms < previous.ms)) {
-      if (raw !== "") malformed++;
-      return;
-    }
-    lines++;
-    const line = { ms, stamp: stamp.trim() };
-    if (!first) {
-      first = line;
-      for (let k = 0; k < samples; k++) {
-        const offset = Math.ceil((k + 1) * options.period / samples);
-        replays.push({
-          offset,
-          nextCheck: ms + offset * 1000,
-          checks: 0,
-          state: { silentChecks: 0, failures: 0, now: ms },
-          bytesAtCheck: 0,
-          cutReads: 0,
-          restarted: false,
-          restarts: [],
-          nearest: { failures: 0, at: "" },
-          streakEnd: "",
-        });
-      }
-    }
-    for (const replay of replays) {
-      for (; replay.nextCheck < ms; replay.nextCheck += options.period * 1000) {
-        checkAt(replay, replay.nextCheck);
-      }
-    }
-    bytes += size;
-    previous = line;
-    if (!counts(raw.slice(stamp.length, stamp.length + MATCHED_CHARS), options)) return;
-    if (living && (ms - living.ms) / 1000 > longest.seconds) {
-      longest = { seconds: (ms - living.ms) / 1000, from: living.stamp, to: line.stamp };
-    }
-    living = line;
-    for (const replay of replays) replay.restarted = false;
-  };
-
+): Promise<void> {
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(options.logFile);
+    file = await Deno.open(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) throw error;
-    throw new ConfigError(`Cannot read --log-file ${quote(options.logFile)}: ${reason(error)}`);
+    throw new ConfigError(`Cannot read --log-file ${quote(path)}: ${reason(error)}`);
   }
   const decoder = new TextDecoder();
   let pending = "";
@@ -2526,21 +2416,106 @@ export async function backtest(
     progress?.(read);
   }
   if (pending && !skipping) take(pending, pending.length);
-  if (!first || !previous) {
+}
+
+/** One check of a replay at `now`, the newest line that counts so far at `living` (ms). */
+function replayCheck(replay: Replay, now: number, living: number, options: BacktestOptions) {
+  replay.checks++;
+  if (replay.restarted) return;
+  const memory = { ...replay.memory, now };
+  const evidence: Evidence = { kind: "seen", at: living };
+  const { next, verdict } = decide(evidence, memory, options);
+  replay.memory = { ...memory, ...next };
+  if (verdict === "silent" && next.failures >= options.failureThreshold) {
+    replay.restarts.push({ at: now, silence: (now - living) / 1000 });
+    replay.restarted = true;
+    // The kubelet's count starts over with the restart: no streak to carry into the next line.
+    replay.memory = { ...replay.memory, failures: 0 };
+  } else if (verdict !== "silent" && memory.failures > replay.nearest.failures) {
+    replay.nearest = { failures: memory.failures, at: now };
+  }
+}
+
+/**
+ * `backtest`: replays the probe's decisions over a container's real history
+ * (`kubectl logs --timestamps`), with the same decision code as the live check, at up to 60
+ * check offsets within a period from the first line (taken as the start), and reports the worst.
+ */
+export async function backtest(
+  options: BacktestOptions,
+  progress?: (bytes: number) => void,
+): Promise<string> {
+  let lines = 0;
+  let malformed = 0;
+  let first: number | undefined;
+  let previous: number | undefined;
+  let living: number | undefined; // the newest line that counts, or the first line
+  let longest = { seconds: 0, from: 0, to: 0 };
+  const replays: Replay[] = [];
+  const take = (raw: string) => {
+    const stamp = raw.match(TIMESTAMP)?.[0];
+    const ms = stamp ? Date.parse(stamp.trim()) : NaN;
+    if (!stamp || Number.isNaN(ms) || (previous !== undefined && ms < previous)) {
+      if (raw !== "") malformed++;
+      return;
+    }
+    lines++;
+    if (first === undefined) {
+      first = living = ms;
+      const samples = Math.min(options.period, 60);
+      for (let k = 1; k <= samples; k++) {
+        const memory = { ...freshCounter("-", ms), counted: true, now: ms };
+        replays.push({
+          nextCheck: ms + Math.ceil(k * options.period / samples) * 1000,
+          checks: 0,
+          memory,
+          restarted: false,
+          restarts: [],
+          nearest: { failures: 0, at: 0 },
+        });
+      }
+    }
+    for (const replay of replays) {
+      for (; replay.nextCheck < ms; replay.nextCheck += options.period * 1000) {
+        replayCheck(replay, replay.nextCheck, living!, options);
+      }
+    }
+    previous = ms;
+    if (!counts(raw.slice(stamp.length, stamp.length + MATCHED_CHARS), options)) return;
+    if ((ms - living!) / 1000 > longest.seconds) {
+      longest = { seconds: (ms - living!) / 1000, from: living!, to: ms };
+    }
+    living = ms;
+    for (const replay of replays) replay.restarted = false;
+  };
+  await forEachLine(options.logFile, take, progress);
+  if (first === undefined || previous === undefined) {
     throw new ConfigError(
       `No timestamped lines in ${quote(options.logFile)}: use kubectl logs --timestamps`,
     );
   }
-  for (const replay of replays) {
-    const failures = replay.state.failures ?? 0;
-    if (failures > replay.nearest.failures) {
-      replay.nearest = { failures, at: replay.streakEnd };
-    }
-  }
-  if (living && (previous.ms - living.ms) / 1000 > longest.seconds) {
-    const seconds = (previous.ms - living.ms) / 1000;
-    longest = { seconds, from: living.stamp, to: `the end of the log (${previous.stamp})` };
-  }
+  return backtestReport(options, replays, {
+    lines,
+    malformed,
+    first,
+    last: previous,
+    longest: (previous - living!) / 1000 > longest.seconds
+      ? { seconds: (previous - living!) / 1000, from: living!, to: previous }
+      : longest,
+  });
+}
+
+function backtestReport(
+  options: BacktestOptions,
+  replays: Replay[],
+  log: {
+    lines: number;
+    malformed: number;
+    first: number;
+    last: number;
+    longest: { seconds: number; from: number; to: number };
+  },
+): string {
   // The worst offset: the most restarts, then the earliest; the best: the fewest.
   const ranked = [...replays].sort((a, b) =>
     b.restarts.length - a.restarts.length ||
@@ -2550,19 +2525,18 @@ export async function backtest(
   const fewest = ranked[ranked.length - 1].restarts.length;
   const nearest = replays.reduce((a, b) => b.nearest.failures > a.nearest.failures ? b : a)
     .nearest;
-  const span = (previous.ms - first.ms) / 1000;
-  const offsets = `${plural(replays.length, "check offset")}`;
-  const report = [
-    `${options.logFile}: ${lines} lines from ${first.stamp} to ${previous.stamp} (${
-      formatDuration(span)
+  const { limit } = restartAfter(options);
+  return [
+    `${options.logFile}: ${log.lines} lines from ${utc(log.first)} to ${utc(log.last)} (${
+      formatDuration((log.last - log.first) / 1000)
     }), ${worst.checks} checks every ${formatDuration(options.period)}${
-      malformed ? `, ${plural(malformed, "malformed line")} skipped` : ""
+      log.malformed ? `, ${plural(log.malformed, "malformed line")} skipped` : ""
     }`,
-    `settings: --window ${formatDuration(options.window)} --growth ${options.growth}${
-      options.maxWindow ? ` --max-window ${formatDuration(options.maxWindow)}` : ""
-    }${filtering(options) ? " with --match/--ignore" : ""}, restart after ${
-      plural(options.failureThreshold, "failure")
-    } in a row; replayed at ${offsets}, the worst shown`,
+    `settings: limit ${formatDuration(limit)}${
+      filtering(options) ? " with --match/--ignore" : ""
+    }, restart after ${plural(options.failureThreshold, "failure")} in a row; replayed at ${
+      plural(replays.length, "check offset")
+    }, the worst shown`,
     worst.restarts.length
       ? `restarts: ${worst.restarts.length}, ${
         worst.restarts.slice(0, 5).map((r) =>
@@ -2572,24 +2546,15 @@ export async function backtest(
         fewest < worst.restarts.length ? ` (${fewest} at the best offset)` : ""
       }`
       : "restarts: none",
-    `longest silence: ${formatDuration(longest.seconds)}${
-      longest.from ? ` from ${longest.from} to ${longest.to}` : ""
+    `longest silence: ${formatDuration(log.longest.seconds)}${
+      log.longest.seconds ? ` from ${utc(log.longest.from)} to ${utc(log.longest.to)}` : ""
     }`,
-    nearest.failures && !worst.restarts.length
-      ? `nearest call without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row at ${nearest.at}`
-      : nearest.failures
-      ? `longest streak without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row at ${nearest.at}`
-      : "nearest call without a restart: no failed check",
-  ];
-  const cut = Math.max(...replays.map((replay) => replay.cutReads));
-  if (cut) {
-    report.push(
-      `${
-        plural(cut, "check")
-      } would read more than --limit-bytes written since the check before: a live check then judges the newest --tail lines only; raise --limit-bytes`,
-    );
-  }
-  return report.join("\n");
+    nearest.failures
+      ? `longest streak without a restart: ${nearest.failures} of ${options.failureThreshold} failures in a row, ending ${
+        utc(nearest.at)
+      }`
+      : "longest streak without a restart: no failed check",
+  ].join("\n");
 }
 
 function messageOf(error: unknown): string {
@@ -2599,7 +2564,6 @@ function messageOf(error: unknown): string {
     ? `Deno permission missing: ${reason(error)}`
     : `Unexpected failure: ${reason(error)}`;
 }
-
 /** Runs the command line; never throws, never prints a stack trace. */
 export async function main(args: string[]): Promise<number> {
   const json = args.some((arg, i) =>
@@ -2655,8 +2619,8 @@ export async function main(args: string[]): Promise<number> {
 /**
  * A check that could not run (a flag it does not know, a counter it may not read) is a
  * misconfiguration like any other: counted in the counter its flags name, where that can be read
- * and written, so that it is never the kubelet's failureThreshold-th failure in a row. Where the
- * counter cannot be used, the check passes and says so: it cannot know the kubelet's count.
+ * and written, so that it fails one check in three at most. Where the counter cannot be used,
+ * the check passes and says so.
  */
 function uncheckable(args: string[], said: string): { line: string; code: number } {
   const value = (name: string, short?: string) => {
@@ -2665,46 +2629,40 @@ function uncheckable(args: string[], said: string): { line: string; code: number
       if (flag === `--${name}` || (short && flag === `-${short}`)) return inline ?? args[i + 1];
     }
   };
-  let period: number | undefined;
-  try {
-    period = parseDuration(value("period") ?? "", "--period");
-  } catch {
-    // no period: every check counts, and one that cannot be counted passes
-  }
   try {
     const named = value("container", "c") ?? env("CONTAINER_NAME");
-    const stateFile = value("state-file") || DEFAULTS.stateFile;
-    const path = counterPath(stateFile, named && LABEL.test(named) ? named : undefined);
-    let instance = "-";
-    try {
-      instance = instanceOf(value("termination-message-path") ?? "");
-    } catch {
-      // counted all the same, for whichever instance
-    }
-    const counter = loadCounter(path, instance);
     const threshold = Number(value("failure-threshold"));
+    let period: number | undefined;
+    try {
+      period = parseDuration(value("period") ?? "", "--period");
+    } catch {
+      // no usable --period: checks killed before this one cannot be told
+    }
     const options = {
-      window: DEFAULTS.window,
-      growth: DEFAULTS.growth,
+      ...DEFAULTS,
+      period: period ?? DEFAULTS.period,
       match: [],
       ignore: [],
-      tail: 1,
-      limitBytes: LIMIT_BYTES,
-      failureThreshold: Number.isInteger(threshold) && threshold > 0 ? threshold : undefined,
-    };
-    const misconfigured: Evidence = { kind: "misconfigured", why: said.replace(/^error: /, "") };
+      failureThreshold: Number.isInteger(threshold) && threshold > 0
+        ? threshold
+        : DEFAULTS.failureThreshold,
+      stateFile: counterPath(
+        value("state-file") || DEFAULTS.stateFile,
+        named && LABEL.test(named) ? named : undefined,
+      ),
+      terminationMessagePath: value("termination-message-path") ?? "",
+      periodGiven: period !== undefined,
+    } as unknown as CheckOptions;
     const now = Date.now();
-    const counted = countsNow(counter, period, now);
-    const outcome = decide(misconfigured, { ...counter, now, counted }, options);
-    const countedAt = period !== undefined && counted ? utc(now) : counter.countedAt;
-    saveCounter(path, { ...counter, ...outcome, lastOutput: counter.lastOutput, countedAt });
+    const { counter, memory } = memoryOf(options, now);
+    const evidence: Evidence = { kind: "blind", why: said.replace(/^error: /, ""), error: true };
+    const outcome = decide(evidence, memory, options);
+    saveCounter(options.stateFile, nextCounter(counter, outcome, memory));
     return { line: oneLine(outcome.message), code: outcome.code };
   } catch (error) {
     return {
-      line: oneLine(
-        `${said}; not counted (${reason(error)}), so the kubelet never restarts for it`,
-      ),
-      code: uncounted(period),
+      line: oneLine(`${said}; not counted (${reason(error)}), so it never fails`),
+      code: 0,
     };
   }
 }

@@ -2,32 +2,38 @@ import assert from "node:assert/strict";
 import {
   type Answer,
   type CheckOptions,
-  checkQuery,
-  type CheckState,
   compilePattern,
+  type Counter,
   counts,
   decide,
+  type DecisionOptions,
   type Evidence,
   evidenceOf,
   formatCounter,
   formatDuration,
+  freshCounter,
   HELP,
   judge,
   LIMIT_BYTES,
+  limitOf,
   LogScanner,
   logUrl,
   MAX_LINE,
+  type Memory,
+  newestQuery,
   oneLine,
   OutOfTime,
+  pageQuery,
   parseArgs,
   parseCounter,
   parseDuration,
   type PlanOptions,
-  remember,
+  readFrom,
+  recall,
   renderPlan,
   resolveTarget,
+  restartAfter,
   scanLog,
-  simulate,
   type Target,
   utc,
   windowFor,
@@ -38,6 +44,12 @@ import { Cluster, denoFlags } from "./testing/cluster.ts";
 const TARGET: Target = { server: "https://10.0.0.1", namespace: "shop", pod: "web" };
 const TRIANGULAR = { window: 60, growth: "triangular" as const };
 const ANY_LINE = { match: [], ignore: [], tail: 300, limitBytes: 262144 };
+/** The component's settings: --window 60s --growth triangular, periodSeconds 60, failureThreshold 15. */
+const SETTINGS: PlanOptions = { ...TRIANGULAR, period: 60, failureThreshold: 15 };
+const OPTIONS: DecisionOptions = { ...SETTINGS, ...ANY_LINE };
+/** The longest silence a check passes with those settings (2h). */
+const LIMIT = limitOf(SETTINGS);
+const NOW = Date.parse("2026-11-25T14:00:00Z");
 
 function checkOptions(args: string[] = []): CheckOptions {
   const command = parseArgs(args);
@@ -45,8 +57,35 @@ function checkOptions(args: string[] = []): CheckOptions {
   return command.options;
 }
 
-// ---------------------------------------------------------------------------
-// Pure functions
+/** A check's memory at NOW: by default output 10 minutes ago, the last answered read a period ago. */
+function memory(more: Partial<Memory> = {}): Memory {
+  return {
+    lastOutput: NOW - 600_000,
+    fromStart: false,
+    seenUntil: NOW - 60_000,
+    failures: 0,
+    blind: 0,
+    unreadable: false,
+    counted: true,
+    now: NOW,
+    ...more,
+  };
+}
+
+/**
+ * In a silent streak: the last answered check, a period ago, saw 3 minutes more silence than the
+ * limit, and failed for the second time in a row.
+ */
+const STREAK: Partial<Memory> = { lastOutput: NOW - (LIMIT + 240) * 1000, failures: 2 };
+
+/**
+ * A misconfiguration outside a silent streak, check after check from the first of a blind run:
+ * one in three fails (exit 2), so the kubelet never counts two in a row of its own.
+ */
+const ERROR_CODES = "002002002";
+const ERROR_FIRST = Number(ERROR_CODES[0]);
+/** What the line adds when a misconfiguration's check passes. */
+const ERROR_PASSES = "; passed (errors fail one check in three)";
 
 Deno.test("parseDuration reads kubectl-style durations in whole seconds", () => {
   assert.equal(parseDuration("30s", "--window"), 30);
@@ -114,20 +153,40 @@ Deno.test("windowFor grows linearly, exponentially, not at all, and stops at --m
   assert.equal(windowFor(5000, { window: 60, growth: "exponential" }), 10 * 365 * 86400);
 });
 
+Deno.test("limitOf: the window the schedule reaches at the failureThreshold-th check, 2h by default", () => {
+  assert.equal(limitOf(SETTINGS), windowFor(14, TRIANGULAR));
+  assert.equal(limitOf(SETTINGS), 7200);
+  assert.equal(limitOf({ ...SETTINGS, failureThreshold: 3 }), windowFor(2, TRIANGULAR));
+  assert.equal(limitOf({ ...SETTINGS, maxWindow: 3600 }), 3600);
+  assert.equal(limitOf({ window: 120, growth: "fixed", period: 60, failureThreshold: 15 }), 120);
+  assert.equal(limitOf({ window: 30, growth: "linear", period: 60, failureThreshold: 1 }), 30);
+});
+
 Deno.test("parseArgs gives the defaults of SPEC.md", () => {
   const options = checkOptions();
   assert.equal(options.window, 60);
   assert.equal(options.growth, "triangular");
   assert.equal(options.timeout, 5);
-  assert.equal(options.onApiError, "streak");
+  assert.equal(options.period, 60);
+  assert.equal(options.failureThreshold, 15);
+  assert.equal(options.periodGiven, false);
+  assert.deepEqual(options.retired, []);
   assert.equal(options.stateFile, "/tmp/log-probe.state");
   assert.equal(options.serviceAccountDir, "/var/run/secrets/kubernetes.io/serviceaccount");
+  assert.equal(options.terminationMessagePath, "");
   const plan = parseArgs(["plan"]);
   assert.ok(plan.command === "plan");
   assert.equal(plan.options.period, 60);
   assert.equal(plan.options.failureThreshold, 15);
+  assert.equal(checkOptions(["--period", "1m"]).periodGiven, true);
 });
 
+Deno.test("--on-api-error is still accepted, whatever its value, and noted as no longer used", () => {
+  for (const mode of ["streak", "ignore", "fail", "maybe"]) {
+    assert.deepEqual(checkOptions(["--on-api-error", mode]).retired, ["--on-api-error"]);
+  }
+  assert.throws(() => parseArgs(["plan", "--on-api-error", "fail"]), /does not apply to plan/);
+});
 Deno.test("parseArgs takes kubectl's short flags and --flag=value", () => {
   const options = checkOptions(["-n", "shop", "-c=worker", "--pod=web-1", "--window", "2m"]);
   assert.equal(options.namespace, "shop");
@@ -136,31 +195,6 @@ Deno.test("parseArgs takes kubectl's short flags and --flag=value", () => {
   assert.equal(options.window, 120);
   assert.deepEqual(parseArgs(["--help"]), { command: "help" });
   assert.deepEqual(parseArgs(["check", "--version"]), { command: "version" });
-});
-
-Deno.test("parseArgs rejects bad input with one line naming the bad value", () => {
-  const cases: Array<[string[], string]> = [
-    [["--bogus"], '"--bogus"'],
-    [["--pod"], "Missing value for --pod"],
-    [["--window", "--growth", "fixed"], "Missing value for --window"],
-    [["--window", "0"], '"0"'],
-    [["--window", "-5s"], '"-5s"'],
-    [["--growth", "sideways"], '"sideways"'],
-    [["--on-api-error", "maybe"], '"maybe"'],
-    [["--max-window", "30s"], '"30s": shorter than --window'],
-    [["plan", "--failure-threshold", "0"], '"0"'],
-    [["plan", "--pod", "web"], "--pod does not apply to plan"],
-    [["--log-file", "x"], "--log-file does not apply to check"],
-    [["stray"], '"stray"'],
-    [["--window", "1m", "--window", "2m"], "--window given twice"],
-  ];
-  for (const [args, expected] of cases) {
-    assert.throws(
-      () => parseArgs(args),
-      (error: Error) => error.message.includes(expected) && !error.message.includes("\n"),
-      args.join(" "),
-    );
-  }
 });
 
 Deno.test("the README shows the help as it is", async () => {
@@ -230,19 +264,74 @@ Deno.test("resolveTarget rejects what would change the request path or leave the
   }
 });
 
-Deno.test("logUrl asks for one timestamped line of the window, bounded, path segments encoded", () => {
+Deno.test("parseArgs rejects bad input with one line naming the bad value", () => {
+  const cases: Array<[string[], string]> = [
+    [["--bogus"], '"--bogus"'],
+    [["--pod"], "Missing value for --pod"],
+    [["--window", "--growth", "fixed"], "Missing value for --window"],
+    [["--window", "0"], '"0"'],
+    [["--window", "-5s"], '"-5s"'],
+    [["--growth", "sideways"], '"sideways"'],
+    [["--max-window", "30s"], '"30s": shorter than --window'],
+    [["plan", "--failure-threshold", "0"], '"0"'],
+    [["--failure-threshold", "10000"], '"10000"'],
+    [["plan", "--pod", "web"], "--pod does not apply to plan"],
+    [["--log-file", "x"], "--log-file does not apply to check"],
+    [["stray"], '"stray"'],
+    [["--window", "1m", "--window", "2m"], "--window given twice"],
+  ];
+  for (const [args, expected] of cases) {
+    assert.throws(
+      () => parseArgs(args),
+      (error: Error) => error.message.includes(expected) && !error.message.includes("\n"),
+      args.join(" "),
+    );
+  }
+});
+Deno.test("logUrl asks for the newest timestamped line within the limit, bounded, path segments encoded", () => {
   const url = new URL(
-    logUrl({ ...TARGET, container: "app" }, checkQuery(180, ANY_LINE)),
+    logUrl({ ...TARGET, container: "app" }, newestQuery(NOW - LIMIT * 1000, NOW)),
   );
   assert.equal(url.pathname, "/api/v1/namespaces/shop/pods/web/log");
-  assert.equal(url.searchParams.get("sinceSeconds"), "180");
-  assert.equal(url.searchParams.get("tailLines"), "1");
-  assert.equal(url.searchParams.get("timestamps"), "true");
-  assert.equal(url.searchParams.get("limitBytes"), String(LIMIT_BYTES));
-  assert.equal(url.searchParams.get("container"), "app");
-  assert.ok(!logUrl(TARGET, checkQuery(60, ANY_LINE)).includes("container="));
+  assert.equal(
+    url.search,
+    `?sinceSeconds=${LIMIT}&tailLines=1&timestamps=true&limitBytes=${LIMIT_BYTES}&container=app`,
+  );
+  assert.ok(!logUrl(TARGET, newestQuery(NOW - 60_000, NOW)).includes("container="));
+  const odd = logUrl({ ...TARGET, pod: "a b", namespace: "n/s" }, newestQuery(NOW - 1000, NOW));
+  assert.ok(odd.includes("/namespaces/n%2Fs/pods/a%20b/log?"), odd);
+  const page = new URL(logUrl(TARGET, pageQuery(Date.parse("2026-11-25T11:58:58.900Z"), 1024)));
+  assert.equal(page.search, "?sinceTime=2026-11-25T11%3A58%3A58Z&timestamps=true&limitBytes=1024");
   const last = new URL(logUrl(TARGET, { tailLines: 1, limitBytes: 64 }));
   assert.equal(last.searchParams.get("sinceSeconds"), null, "last words: the whole current log");
+});
+
+Deno.test("readFrom: from 2 s before the last answered read, else before the start; without patterns never less than the limit", () => {
+  const at = (seconds: number) => NOW + seconds * 1000;
+  const start = at(-600);
+  const from = (seenUntil: number | undefined, patterns: boolean) =>
+    readFrom({ now: NOW, lastOutput: start, seenUntil }, LIMIT, patterns);
+  assert.equal(from(at(-60), true), at(-62));
+  assert.equal(from(at(-1800), true), at(-1802), "behind by half an hour: caught up");
+  assert.equal(from(at(-LIMIT - 600), true), at(-LIMIT - 602), "after a long outage, too");
+  assert.equal(from(at(0), true), at(-2));
+  assert.equal(from(undefined, true), at(-602), "the first read of an instance: from its start");
+  assert.equal(from(at(1), true), at(-602), "a read after now: the clock stepped back");
+  // Without patterns one line is asked for, whatever the window: never less than the limit back.
+  assert.equal(from(at(-60), false), at(-LIMIT));
+  assert.equal(from(undefined, false), at(-LIMIT));
+  assert.equal(from(at(-LIMIT - 600), false), at(-LIMIT - 602), "back to the last read");
+  assert.equal(
+    readFrom({ now: NOW, lastOutput: at(-LIMIT - 900) }, LIMIT, false),
+    at(-LIMIT - 902),
+    "no read yet: back to the start",
+  );
+  assert.equal(pageQuery(from(at(-60), true), 1048576).sinceTime, "2026-11-25T13:58:58Z");
+  assert.deepEqual(newestQuery(from(at(-60), false), NOW), {
+    sinceSeconds: LIMIT,
+    tailLines: 1,
+    limitBytes: LIMIT_BYTES,
+  });
 });
 
 function status(code: number, message: string): Answer {
@@ -250,223 +339,227 @@ function status(code: number, message: string): Answer {
   return { status: code, body, bytes: body.length };
 }
 
-Deno.test("judge follows the decision table", () => {
-  const log = (body: string, type = "text/plain") => ({
-    status: 200,
-    body,
-    bytes: body.length,
-    type,
-  });
-  // [answer, verdict, exit code, counter after, message], from a silent streak of 2
-  const rows: Array<[Answer, string, number, number, RegExp]> = [
-    [log("2026-11-25T12:00:00Z hi\n"), "alive", 0, 0, /^alive: output in the last 360s/],
-    [log("2026-11-25T12:00:00.5Z \n"), "alive", 0, 0, /^alive/],
-    [
-      log("no timestamp\n"),
-      "error",
-      1,
-      3,
-      /^error: answer is not a container log \(no timestamp\)/,
-    ],
-    [
-      { ...log(""), encoding: "br" },
-      "error",
-      1,
-      3,
-      /not a container log \(content-encoding br\)/,
-    ],
-    [
-      log(""),
-      "silent",
-      1,
-      3,
-      /^silent: no output in the last 360s \(3 silent checks in a row; next window 600s\)$/,
-    ],
-    [log("<html>proxy</html>", "text/html"), "error", 1, 3, /not a container log \(text\/html\)/],
+function log(body: string, type = "text/plain"): Answer {
+  return { status: 200, body, bytes: body.length, type };
+}
+
+Deno.test("judge sorts every answer: output, silence, a lost answer, a misconfiguration, the kubelet's error on the log", () => {
+  // What each answer is, and what its line says.
+  type Kind = "output" | "empty" | "lost" | "error" | "unreadable";
+  const rows: Array<[Answer, Kind, RegExp]> = [
+    [log(`${utc(NOW - 60_000)} hi\n`), "output", /^alive: output 1m ago$/],
+    [log(`${utc(NOW - 30_500).replace(/\.\d+Z$/, ".5Z")} \n`), "output", /^alive: output 31s ago$/],
+    [log(""), "empty", /^(alive|silent): no output for /],
+    [log("no timestamp\n"), "error", /^error: answer is not a container log \(no timestamp\)/],
+    [{ ...log(""), encoding: "br" }, "error", /not a container log \(content-encoding br\)/],
+    [log("<html>proxy</html>", "text/html"), "error", /not a container log \(text\/html\)/],
     [
       { failure: "unreachable", detail: "tcp connect error: Connection refused" },
-      "unknown",
-      1,
-      3,
-      /Connection refused; failed, as the check before \(3 silent in a row\)/,
-    ],
-    [{ failure: "timeout", detail: "5s" }, "unknown", 1, 3, /within 5s/],
-    [status(429, "Too many requests"), "unknown", 1, 3, /429/],
-    [status(500, "boom"), "unknown", 1, 3, /500/],
-    [status(503, "unavailable"), "unknown", 1, 3, /503/],
-    [
-      status(
-        400,
-        'failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat /var/log/pods/a/app/0.log: no such file or directory',
-      ),
-      "unknown",
-      1,
-      3,
-      /could not open the log file \(rotation under way\?\)/,
+      "lost",
+      /^unknown: API server unreachable: tcp connect error: Connection refused; /,
     ],
     [
-      // Kubernetes 1.37: the kubelet has committed a 200 before ReadLogs fails; the error's text
-      // is the body (testing/e2e-recorded.md).
-      {
-        status: 200,
-        type: "text/plain",
-        body:
-          'failed to open log file "/var/log/pods/a/app/0.log": open /var/log/pods/a/app/0.log: no such file or directory',
-        bytes: 110,
-      },
-      "unknown",
-      1,
-      3,
-      /could not open the log file \(rotation under way\?\)/,
+      { failure: "timeout", detail: "5s" },
+      "lost",
+      /^unknown: no answer from the API server within 5s; /,
     ],
+    [status(408, "timeout"), "lost", /^unknown: API server answered 408 timeout; /],
+    [
+      status(429, "Too many requests"),
+      "lost",
+      /^unknown: API server answered 429 Too many requests; /,
+    ],
+    [status(500, "boom"), "lost", /^unknown: API server answered 500 boom; /],
+    [status(503, "unavailable"), "lost", /^unknown: API server answered 503 unavailable; /],
     [
       { failure: "expired", detail: "invalid peer certificate: Expired" },
-      "unknown",
-      1,
-      3,
-      /certificate expired/,
+      "lost",
+      /^unknown: API server certificate expired \(the control plane's to renew, or this node's clock\); /,
+    ],
+    [
+      // The kubelet has committed a 200 before ReadLogs fails; the error's text is the body
+      // (testing/e2e-recorded.md).
+      log(
+        'failed to open log file "/var/log/pods/a/app/0.log": open /var/log/pods/a/app/0.log: no such file or directory',
+      ),
+      "unreadable",
+      /^unknown: the kubelet cannot read the log: "failed to open log file .*" \(once; twice in a row: an empty log\); /,
+    ],
+    [
+      log('failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat …'),
+      "unreadable",
+      /^unknown: the kubelet cannot read the log: "failed to try resolving symlinks/,
+    ],
+    [
+      log("unable to retrieve container logs for containerd://0f0e"),
+      "unreadable",
+      /^unknown: the kubelet cannot read the log: "unable to retrieve container logs for/,
+    ],
+    [
+      log('failed to get parse function: unsupported log format: "\\x00\\x00\\x00"'),
+      "unreadable",
+      /^unknown: the kubelet cannot read the log: "failed to get parse function: unsupported log format/,
     ],
     [
       status(400, "a container name must be specified for pod web, choose one of: [a b]"),
       "error",
-      1,
-      3,
-      /choose one of: \[a b\] \(pass --container\)/,
+      /^error: a container name must be specified for pod web, choose one of: \[a b\] \(pass --container\)/,
     ],
-    [status(401, "Unauthorized"), "error", 1, 3, /^error: unauthorized/],
+    [status(401, "Unauthorized"), "error", /^error: unauthorized: the API server rejected/],
     [
       status(
         403,
         'pods "web" is forbidden: User "system:serviceaccount:shop:log-probe" cannot get resource "pods/log" in API group "" in the namespace "shop"',
       ),
       "error",
-      1,
-      3,
       /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(bind the Role log-probe to it\)/,
     ],
-    [status(404, 'pods "web" not found'), "error", 1, 3, /not found: pod shop\/web/],
+    [
+      status(404, 'pods "web" not found'),
+      "error",
+      /^error: not found: pod shop\/web \(pods "web" not found; is --pod\/LOG_PROBE_POD_NAME right\?\)/,
+    ],
+    [status(422, "invalid"), "error", /^error: API server answered 422: invalid/],
     [
       { failure: "tls", detail: "invalid peer certificate: UnknownIssuer" },
       "error",
-      1,
-      3,
-      /certificate rejected/,
+      /^error: API server certificate rejected: invalid peer certificate: UnknownIssuer/,
     ],
     [
       { failure: "protocol", detail: "received corrupt message of type InvalidContentType" },
       "error",
-      1,
-      3,
-      /does not speak TLS.*plain-HTTP port/,
+      /^error: API server does not speak TLS as expected: .*plain-HTTP port/,
     ],
-    [{ status: 302, body: "", bytes: 0 }, "error", 1, 3, /302/],
+    [
+      { failure: "permission", detail: "Requires net access" },
+      "error",
+      /^error: Deno permission missing/,
+    ],
+    [
+      { status: 302, body: "", bytes: 0 },
+      "error",
+      /^error: API server answered 302: \(empty answer\)/,
+    ],
   ];
-  const state = { silentChecks: 2, failures: 2, now: Date.parse("2026-11-25T12:01:00Z") };
-  const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: 15 };
-  for (const [answer, verdict, code, silentChecks, message] of rows) {
-    const outcome = judge(answer, state, options, TARGET);
-    assert.equal(outcome.verdict, verdict, JSON.stringify(answer));
-    assert.equal(outcome.code, code, JSON.stringify(answer));
-    assert.equal(outcome.silentChecks, silentChecks, JSON.stringify(answer));
-    assert.match(outcome.message, message);
-    assert.ok(outcome.message.length <= MAX_LINE);
-  }
-  // In a silent streak (above) an error cannot see the log, as an outage cannot: the streak goes
-  // on. After a pass, an error fails (2) and keeps the count, at most 14 times in a row.
-  const passed = { ...state, failures: 0, failing: false };
-  for (const [answer, verdict, , , message] of rows.filter((row) => row[1] === "error")) {
-    const outcome = judge(answer, passed, options, TARGET);
-    assert.deepEqual([outcome.verdict, outcome.code, outcome.silentChecks], [verdict, 2, 2]);
-    assert.match(outcome.message, message);
-    const last = judge(answer, { ...passed, failures: 14, errors: 14 }, options, TARGET);
-    assert.deepEqual([last.code, last.failures], [0, 0]);
-    assert.match(last.message, /passed this once, so the kubelet never restarts for it$/);
+  const limit = formatDuration(LIMIT);
+  for (const [answer, kind, message] of rows) {
+    const name = `${kind}: ${JSON.stringify(answer)}`;
+    // In a silent streak: output ends it; silence and every check that cannot see the log
+    // continue it, a lost answer with 1, a misconfiguration with 2.
+    const streak = judge(answer, memory(STREAK), OPTIONS, TARGET);
+    assert.match(streak.message, message, name);
+    const [verdict, code, failures] = {
+      output: ["alive", 0, 0],
+      empty: ["silent", 1, 3],
+      lost: ["unknown", 1, 3],
+      unreadable: ["unknown", 1, 3],
+      error: ["error", 2, 3],
+    }[kind];
+    assert.deepEqual(
+      [streak.verdict, streak.code, streak.next.failures],
+      [verdict, code, failures],
+      name,
+    );
+    if (kind === "empty") {
+      assert.equal(
+        streak.message,
+        `silent: no output for ${
+          formatDuration(LIMIT + 240)
+        }, over the ${limit} limit (3 failures in a row; the kubelet restarts at 15)`,
+      );
+    } else if (kind !== "output") {
+      assert.match(streak.message, /; failed, as the silent check before \(3 in a row\)$/, name);
+    }
+    // After output 10 minutes ago: output, silence within the limit and lost answers pass; the
+    // first check of a misconfiguration exits as ERROR_CODES says.
+    const passing = judge(answer, memory(), OPTIONS, TARGET);
+    assert.match(passing.message, message, name);
+    assert.equal(passing.next.failures, passing.code ? 1 : 0);
+    if (kind === "empty") {
+      assert.equal(passing.message, `alive: no output for 10m, within the ${limit} limit`);
+    } else if (kind === "lost" || kind === "unreadable") {
+      assert.equal(passing.code, 0, name);
+      assert.match(passing.message, /; passed, as the check before \(last output 10m ago\)$/, name);
+    } else if (kind === "error") {
+      assert.equal(passing.code, ERROR_FIRST, name);
+      if (!ERROR_FIRST) assert.ok(passing.message.endsWith(ERROR_PASSES), name);
+    } else {
+      assert.equal(passing.code, 0, name);
+    }
+    assert.equal(passing.next.unreadable, kind === "unreadable");
+    assert.ok(streak.message.length <= MAX_LINE, streak.message);
   }
 });
 
-Deno.test("judge: a lost answer repeats the last result; the window grows as if silent", () => {
-  const options = { ...TRIANGULAR, ...ANY_LINE };
-  const now = Date.parse("2026-11-25T13:00:00Z");
-  const refused: Answer = { failure: "unreachable", detail: "Connection refused" };
-  const run = (state: CheckState, onApiError?: "streak" | "ignore" | "fail") => {
-    const outcome = judge(refused, state, { ...options, onApiError }, TARGET);
-    return [outcome.code, outcome.silentChecks];
-  };
-  // the last check passed: passes; the window grows as an answer with no new output would grow it
-  assert.deepEqual(run({ silentChecks: 0, now }), [0, 1]);
-  assert.deepEqual(run({ silentChecks: 3, failing: false, now }), [0, 4]);
-  // the last check failed: fails, one step wider
-  assert.deepEqual(run({ silentChecks: 4, failing: true, now }), [1, 5]);
-  // output remembered inside the window (600s after 3): passes and ends the streak
-  const recent = { silentChecks: 3, failing: true, lastOutput: "2026-11-25T12:51:00.000Z", now };
-  assert.deepEqual(run(recent), [0, 0]);
-  // --on-api-error ignore and fail: the old rules, counter kept
-  assert.deepEqual(run({ silentChecks: 4, failing: true, now }, "ignore"), [0, 4]);
-  assert.deepEqual(run({ silentChecks: 0, now }, "fail"), [1, 0]);
-});
-
-Deno.test("judge: output remembered inside the window is alive when the answer no longer shows it", () => {
-  const now = Date.parse("2026-11-25T13:00:00Z");
-  const empty: Answer = { status: 200, body: "", bytes: 0, type: "text/plain" };
-  const state = { silentChecks: 1, lastOutput: "2026-11-25T12:57:30.000Z", now };
-  const rotated = judge(empty, state, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
-  assert.deepEqual([rotated.verdict, rotated.code, rotated.silentChecks], ["alive", 0, 0]);
-  assert.match(rotated.message, /^alive: output 2m30s ago, inside the 180s window/);
-  assert.equal(rotated.lastOutput, "2026-11-25T12:57:30.000Z");
-  const older = judge(empty, { ...state, silentChecks: 0 }, { ...TRIANGULAR, ...ANY_LINE }, TARGET);
-  assert.deepEqual([older.verdict, older.silentChecks], ["silent", 1]);
-  // more written since the last check than one read holds, none of the newest lines counting:
-  // silent, and the line names the flag
-  const patterns = { ...TRIANGULAR, ...ANY_LINE, match: [/processed/] };
-  const scan = { lines: 3, stamped: 3, bytes: 100, skipped: true };
-  const hidden = judge(
-    { status: 200, body: "", bytes: 100, type: "text/plain", scan },
-    { ...state, silentChecks: 0 },
-    patterns,
+Deno.test("judge: an empty answer counts from the output remembered: alive within the limit, silent past it, what was not matched in time named", () => {
+  const empty = log("");
+  const within = judge(empty, memory({ lastOutput: NOW - 150_000 }), OPTIONS, TARGET);
+  assert.deepEqual([within.verdict, within.code], ["alive", 0]);
+  assert.equal(within.message, "alive: no output for 2m30s, within the 2h limit");
+  assert.equal(within.next.lastOutput, NOW - 150_000);
+  const edge = judge(empty, memory({ lastOutput: NOW - LIMIT * 1000 }), OPTIONS, TARGET);
+  assert.deepEqual([edge.verdict, edge.message], [
+    "alive",
+    "alive: no output for 2h, within the 2h limit",
+  ]);
+  const past = judge(empty, memory({ lastOutput: NOW - (LIMIT + 1) * 1000 }), OPTIONS, TARGET);
+  assert.deepEqual([past.verdict, past.code, past.next.failures], ["silent", 1, 1]);
+  assert.equal(
+    past.message,
+    "silent: no output for 2h1s, over the 2h limit (1 failure in a row; the kubelet restarts at 15)",
+  );
+  // Before the first line, silence counts from the start, and the line says so.
+  const start = judge(
+    empty,
+    memory({ lastOutput: NOW - 960_000, fromStart: true }),
+    OPTIONS,
     TARGET,
   );
-  assert.deepEqual([hidden.verdict, hidden.code], ["silent", 1]);
-  assert.match(hidden.message, /more than --limit-bytes since the last check/);
-  // the deadline came while lines were matched: judged on those, never unknown
-  const slow = judge(
-    { status: 200, body: "", bytes: 100, type: "text/plain", scan: { ...scan, outOfTime: true } },
-    { ...state, silentChecks: 0 },
-    patterns,
-    TARGET,
+  assert.equal(start.message, "alive: no output since the start 16m ago, within the 2h limit");
+  assert.equal(start.next.fromStart, true);
+  // The deadline came while lines were matched: judged on the lines matched, and said.
+  const patterns = { ...OPTIONS, match: [/processed/] };
+  const scan = { lines: 3, stamped: 3, bytes: 100, outOfTime: true };
+  const slow: Answer = { status: 200, body: "", bytes: 100, type: "text/plain", scan };
+  const alive = judge(slow, memory(), patterns, TARGET);
+  assert.equal(
+    alive.message,
+    "alive: no matching output for 10m, within the 2h limit (only 3 lines matched within --timeout: raise it or the CPU limit)",
   );
-  assert.deepEqual([slow.verdict, slow.code], ["silent", 1]);
-  assert.match(slow.message, /only 3 lines matched within --timeout: raise it/);
+  // Past the limit, what was not matched may hold a line that counts: never claimed silent, as
+  // blind (a silent streak goes on, never to its last failure).
+  const blind = judge(slow, memory(STREAK), patterns, TARGET);
+  assert.deepEqual([blind.verdict, blind.code], ["unknown", 1]);
+  assert.equal(
+    blind.message,
+    "unknown: no line that counts in what was read: only 3 lines matched within --timeout: raise it or the CPU limit; failed, as the silent check before (3 in a row)",
+  );
 });
 
+Deno.test("judge: stamps with nanoseconds or an offset, from the future, or no date at all", () => {
+  // The kubelet may print the runtime's offset and nine digits: remembered in UTC, to the ms.
+  const offset = judge(log("2026-11-25T14:59:30.123456789+01:00 hi\n"), memory(), OPTIONS, TARGET);
+  assert.deepEqual([offset.verdict, offset.next.lastOutput], [
+    "alive",
+    Date.parse("2026-11-25T13:59:30.123Z"),
+  ]);
+  assert.equal(offset.message, "alive: output 30s ago");
+  // A remembered time over a minute ahead of the clock (it stepped back) is taken as now.
+  const future = judge(log(""), memory({ lastOutput: NOW + 3600_000 }), OPTIONS, TARGET);
+  assert.deepEqual([future.verdict, future.next.lastOutput], ["alive", NOW]);
+  assert.equal(future.message, "alive: no output for 0s, within the 2h limit");
+  // A line stamped after now is remembered as now, never later.
+  const ahead = judge(log("2026-11-25T14:05:00Z hi\n"), memory(), OPTIONS, TARGET);
+  assert.deepEqual([ahead.next.lastOutput, ahead.message], [NOW, "alive: output 0s ago"]);
+  // A stamp no date parses is still a line the kubelet found: output at the read's start.
+  const odd = judge(log("2026-11-25T25:00:00Z hi\n"), memory(STREAK), OPTIONS, TARGET);
+  assert.deepEqual([odd.verdict, odd.code, odd.next.lastOutput], ["alive", 0, NOW - LIMIT * 1000]);
+});
 Deno.test("utc writes what toISOString writes, without its memory", () => {
   const random = mulberry32(7);
   const times = [0, 951_782_400_000, 951_868_800_000, 4_102_444_800_000, 1_795_608_000_123];
   for (let i = 0; i < 10_000; i++) times.push(Math.floor(random() * 4e12));
   for (const ms of times) assert.equal(utc(ms), new Date(ms).toISOString(), String(ms));
-});
-
-Deno.test("judge: stamps with nanoseconds or an offset, from the future, or no date at all", () => {
-  const options = { ...TRIANGULAR, ...ANY_LINE };
-  const now = Date.parse("2026-11-25T12:01:00Z");
-  const log = (body: string) => ({ status: 200, body, bytes: body.length, type: "text/plain" });
-  // The kubelet may print the runtime's offset and nine digits: remembered in UTC, to the ms.
-  const offset = judge(
-    log("2026-11-25T13:00:30.123456789+01:00 hi\n"),
-    { silentChecks: 0, now },
-    options,
-    TARGET,
-  );
-  assert.deepEqual([offset.verdict, offset.lastOutput], ["alive", "2026-11-25T12:00:30.123Z"]);
-  // A remembered line ahead of the clock (it stepped back) proves nothing: forgotten, not alive.
-  const future = { silentChecks: 0, lastOutput: "2026-11-25T13:01:00.000Z", now };
-  const silent = judge(log(""), future, options, TARGET);
-  assert.deepEqual([silent.verdict, silent.lastOutput], ["silent", undefined]);
-  // A line stamped after now is remembered as now, never later.
-  const ahead = judge(log("2026-11-25T12:05:00Z hi\n"), { silentChecks: 0, now }, options, TARGET);
-  assert.equal(ahead.lastOutput, "2026-11-25T12:01:00.000Z");
-  // A stamp no date parses is still a line in the window: alive, remembered as the window's start.
-  const odd = judge(log("2026-11-25T25:00:00Z hi\n"), { silentChecks: 1, now }, options, TARGET);
-  assert.deepEqual([odd.verdict, odd.lastOutput], ["alive", "2026-11-25T11:58:00.000Z"]);
 });
 
 Deno.test("oneLine escapes control characters and cuts to the limit", () => {
@@ -581,98 +674,6 @@ Deno.test("counts stops at its deadline with OutOfTime, and not before", () => {
   );
 });
 
-Deno.test("parseCounter: garbage and another instance's count become 0 with a note", () => {
-  assert.deepEqual(parseCounter(undefined, "1:2"), {
-    silentChecks: 0,
-    instance: "1:2",
-    failures: 0,
-    missing: true,
-  });
-  // 0.1.0's line: count and instance; a count of 7 was 7 failures in a row
-  assert.deepEqual(parseCounter("7 1:2\n", "1:2"), {
-    silentChecks: 7,
-    instance: "1:2",
-    failures: 7,
-    failing: true,
-  });
-  // 0.2.0 named the instance by device and inode: the same instance with a birth time now.
-  assert.equal(parseCounter("7 1:2\n", "1:2:mi3x8k").silentChecks, 7);
-  assert.equal(parseCounter("7 1:2\n", "1:3:mi3x8k").silentChecks, 0);
-  // 0.2.0's line: count, instance, newest output, pass or fail
-  assert.deepEqual(parseCounter("0 1:2 2026-11-25T12:00:00.500Z pass\n", "1:2"), {
-    silentChecks: 0,
-    instance: "1:2",
-    lastOutput: "2026-11-25T12:00:00.500Z",
-    failures: 0,
-  });
-  // this release's line, back and forth
-  const full = {
-    silentChecks: 3,
-    instance: "1:2:mi3x8k",
-    lastOutput: "2026-11-25T12:00:00.500Z",
-    failures: 2,
-    seenUntil: "2026-11-25T12:03:00.000Z",
-    countedAt: "2026-11-25T12:03:00.000Z",
-    unreadable: true,
-    failing: true,
-    errors: 1,
-  };
-  assert.deepEqual(parseCounter(formatCounter(full), "1:2:mi3x8k"), full);
-  assert.ok(formatCounter(full).length < 256);
-  assert.match(parseCounter("7 1:1\n", "1:2").note!, /previous container instance/);
-  assert.equal(parseCounter("7 1:1\n", "1:2").silentChecks, 0);
-  for (
-    const garbage of [
-      "",
-      "abc",
-      "-1 1:2",
-      "1e3 1:2",
-      "7",
-      "99999999999 1:2",
-      "1 1:2 - maybe",
-      "1 1:2 2026-13-45T99:00:00.000Z pass",
-      "1 1:2 yesterday-at-noon-or-so pass",
-      "1 1:2 - 1 - - 4",
-      "1 1:2 - x - - 0",
-      "1 1:2 - 1 2026-13-45T99:00:00.000Z - 0",
-    ]
-  ) {
-    const counter = parseCounter(garbage, "1:2");
-    assert.equal(counter.silentChecks, 0, garbage);
-    assert.match(counter.note!, /garbage/);
-  }
-  const counter = {
-    silentChecks: 4,
-    instance: "-",
-    lastOutput: "2026-11-25T12:00:00.000Z",
-    failures: 0,
-  };
-  assert.deepEqual(parseCounter(formatCounter(counter), "1:2"), { ...counter, instance: "1:2" });
-});
-
-Deno.test("simulate: the default settings restart after 2h14m-2h15m, not the article's 105 minutes", () => {
-  const options: PlanOptions = { ...TRIANGULAR, period: 60, failureThreshold: 15 };
-  const worst = simulate(options, 60);
-  assert.equal(worst.restartAfter, 2 * 3600 + 15 * 60);
-  assert.equal(worst.streak.length, 15);
-  assert.deepEqual(
-    worst.streak.map(([, window]) => window),
-    Array.from({ length: 15 }, (_, n) => windowFor(n, TRIANGULAR)),
-  );
-  assert.ok(worst.resets.length > 0);
-  assert.equal(simulate(options, 1).restartAfter, 2 * 3600 + 14 * 60 + 1);
-  const fixed = simulate({ window: 60, growth: "fixed", period: 60, failureThreshold: 3 }, 30);
-  assert.deepEqual(fixed, {
-    phase: 30,
-    restartAfter: 210,
-    resets: [],
-    streak: [[90, 60], [150, 60], [210, 60]],
-  });
-  const text = renderPlan(options);
-  assert.match(text, /Restart after 2h14m1s to 2h15m of silence/);
-  assert.match(text, /streak reset at 3m/);
-});
-
 Deno.test("readLogs in the test server: tail, then since, then limitBytes, with timestamps", () => {
   const now = Date.parse("2026-11-25T12:00:00Z");
   const records = [
@@ -702,568 +703,6 @@ Deno.test("readLogs in the test server: tail, then since, then limitBytes, with 
   assert.equal(decoded("tailLines=1&timestamps=true"), "2026-11-25T11:59:50.000000000Z ial\n");
 });
 
-// ---------------------------------------------------------------------------
-// The real probe, as a subprocess, against the HTTPS stand-in
-
-const clusters: Cluster[] = [];
-async function cluster(options?: { containers?: string[] }): Promise<Cluster> {
-  const started = await Cluster.start(options);
-  clusters.push(started);
-  return started;
-}
-
-Deno.test("a container that logged in the window is alive, and its counter is reset", async () => {
-  const c = await cluster();
-  await c.setCounter(3);
-  const at = c.server.now - 500_000;
-  c.server.log(c.pod, "processed job 42", "app", at);
-  const run = await c.run();
-  assert.equal(run.stdout, "alive: output in the last 600s (after 3 silent checks in a row)\n");
-  assert.equal(run.code, 0);
-  assert.equal(run.stderr, "");
-  // the count, the container instance, and the newest output seen (for rotation and outages)
-  assert.equal(await c.counter(), c.counterLine(0, at));
-  const seen = c.server.seen.at(-1)!;
-  assert.equal(seen.path, "/api/v1/namespaces/shop/pods/worker-7d9f/log");
-  assert.equal(seen.query.toString(), "sinceSeconds=600&tailLines=1&timestamps=true&limitBytes=64");
-  await c.stop();
-});
-
-Deno.test("a silent window fails the probe and widens the next window", async () => {
-  const c = await cluster();
-  const at = c.server.now - 61_000;
-  c.server.log(c.pod, "last words", "app", at);
-  const first = await c.run();
-  assert.equal(first.code, 1);
-  assert.equal(
-    first.stdout,
-    "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
-  );
-  // the last words are remembered: a rotation cannot hide that line from the next checks
-  assert.equal(await c.counter(), c.counterLine(1, at));
-  c.server.now += 60_000;
-  const second = await c.run();
-  assert.equal(second.code, 0, "the line at -121s is back inside the 180s window");
-  assert.match(second.stdout, /^alive: output in the last 180s/);
-  await c.stop();
-});
-
-Deno.test("a blank line is output: the only line in the window counts as alive", async () => {
-  const c = await cluster();
-  c.server.log(c.pod, "");
-  const run = await c.run();
-  assert.equal(run.code, 0);
-  assert.match(run.stdout, /^alive/);
-  await c.stop();
-});
-
-Deno.test("50 MB of output in the window: the server sends at most one short line", async () => {
-  const c = await cluster();
-  const line = `${"x".repeat(99)}`;
-  const records = c.pod.containers.get("app")!;
-  for (let i = 0; i < 500_000; i++) {
-    records.push({ at: c.server.now - 30_000 + i / 100, text: line });
-  }
-  const run = await c.run();
-  assert.equal(run.code, 0);
-  assert.match(run.stdout, /^alive/);
-  const seen = c.server.seen.at(-1)!;
-  assert.ok(seen.bytes <= LIMIT_BYTES, `${seen.bytes} bytes`);
-  assert.ok(seen.bytes > 20);
-  await c.stop();
-});
-
-Deno.test("refused connections: after a failure, fail one step wider; after a pass, pass", async () => {
-  const c = await cluster();
-  await c.setCounter(2); // two silent checks, failed
-  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = closed.addr.port;
-  closed.close();
-  const server = `127.0.0.1:${port}`;
-  const streak = await c.run([], { server });
-  assert.equal(streak.code, 1);
-  assert.match(
-    streak.stdout,
-    /^unknown: API server unreachable: .*Connection refused; failed, as the check before \(3 silent in a row\)$/m,
-  );
-  assert.equal(await c.counter(), c.counterLine(3));
-  await c.setCounter(0);
-  const passed = await c.run([], { server });
-  assert.equal(passed.code, 0);
-  assert.match(passed.stdout, /Connection refused; not counted, as the check before passed$/m);
-  assert.equal(await c.counter(), c.counterLine(1, undefined, 0));
-  await c.setCounter(0);
-  const failing = await c.run(["--on-api-error=fail"], { server });
-  assert.equal(failing.code, 1);
-  assert.match(failing.stdout, /^unknown: .*; failed$/m);
-  assert.equal(await c.counter(), c.counterLine(0, undefined, 1));
-  await c.setCounter(5);
-  const ignoring = await c.run(["--on-api-error=ignore"], { server });
-  assert.equal(ignoring.code, 0);
-  assert.match(ignoring.stdout, /^unknown: .*; not counted$/m);
-  assert.equal(await c.counter(), c.counterLine(5, undefined, 0));
-  await c.stop();
-});
-
-Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown", async () => {
-  const c = await cluster();
-  await c.setCounter(0);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const closer = (async () => {
-    for await (const conn of listener) conn.close();
-  })();
-  const host = `127.0.0.1:${listener.addr.port}`;
-  const closed = await c.run([], { server: host });
-  assert.equal(closed.code, 0);
-  assert.match(closed.stdout, /^unknown: API server unreachable: .*(eof|reset|closed)/i);
-  listener.close();
-  await closer.catch(() => {});
-  const dns = await c.run([], { server: "no-such-host.invalid" });
-  assert.equal(dns.code, 0);
-  assert.match(dns.stdout, /^unknown: API server unreachable: dns error/);
-  assert.equal(await c.counter(), c.counterLine(2, undefined, 0), "passed, window grown");
-  await c.stop();
-});
-
-Deno.test("an API server that never answers: the probe gives up on its own deadline, unknown", async () => {
-  const c = await cluster();
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const holder = (async () => {
-    for await (const conn of listener) held.push(conn);
-  })();
-  const host = `127.0.0.1:${listener.addr.port}`;
-  const run = await c.run(["--timeout", "1s"], { server: host });
-  assert.equal(run.code, 0);
-  assert.equal(
-    run.stdout,
-    "unknown: no answer from the API server within 1s; not counted, as the check before passed\n",
-  );
-  assert.ok(run.ms < 3000, `${run.ms} ms`);
-  assert.equal(await c.counter(), c.counterLine(1, undefined, 0));
-  listener.close();
-  held.forEach((conn) => conn.close());
-  await holder.catch(() => {});
-  await c.stop();
-});
-
-Deno.test("429, 500 and 503 from the API server are unknown: a failure streak goes on", async () => {
-  const c = await cluster();
-  await c.setCounter(4);
-  for (const [i, code] of [429, 500, 503].entries()) {
-    c.server.override = {
-      status: code,
-      headers: { "content-type": "application/json", "retry-after": "1" },
-      body: JSON.stringify({ kind: "Status", code, message: "the server is busy" }),
-    };
-    const run = await c.run();
-    assert.equal(run.code, 1, String(code));
-    assert.match(
-      run.stdout,
-      new RegExp(
-        `^unknown: API server answered ${code} the server is busy; failed, as the check before \\(${
-          5 + i
-        } silent in a row\\)`,
-      ),
-    );
-    assert.equal(await c.counter(), c.counterLine(5 + i));
-  }
-  await c.stop();
-});
-
-Deno.test("400, 401, 403 and 404 are errors that say what to fix, counted as failures in a row", async () => {
-  const c = await cluster({ containers: ["app", "sidecar"] });
-  await Deno.writeTextFile(c.stateFile, c.counterLine(2, undefined, 0)); // passing, window 2 steps wide
-  const multi = await c.run();
-  assert.equal(multi.code, 2);
-  assert.equal(
-    multi.stdout,
-    "error: a container name must be specified for pod worker-7d9f, choose one of: [app sidecar] (pass --container)\n",
-  );
-  // Counted as a failure in a row; the silent count stays.
-  assert.equal(await c.counter(), c.counterLine(2, undefined, 1, { errors: 1 }));
-  c.server.log(c.pod, "hi", "app");
-  const named = await c.run(["-c", "app"]);
-  assert.equal(named.code, 0);
-  assert.equal(c.server.seen.at(-1)!.query.get("container"), "app");
-  const none = { failureThreshold: null };
-  const wrongPod = await c.run(["-c", "app"], { ...none, env: { HOSTNAME: "worker-0000" } });
-  assert.equal(wrongPod.code, 2);
-  assert.match(wrongPod.stdout, /^error: not found: pod shop\/worker-0000/);
-  c.server.grants.clear();
-  // Without --failure-threshold an error fails every other check: the wrong pod failed once,
-  // so this one passes (and says why), and the next fails again.
-  const forbidden = await c.run(["-c", "app"], none);
-  assert.equal(forbidden.code, 0);
-  assert.equal(
-    forbidden.stdout,
-    "error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods/log in shop (bind the Role log-probe to it); passed this once, so the kubelet never restarts for it\n",
-  );
-  c.server.tokens.clear();
-  const unauthorized = await c.run(["-c", "app"], none);
-  assert.equal(unauthorized.code, 2);
-  assert.match(unauthorized.stdout, /^error: unauthorized/);
-  await c.stop();
-});
-
-Deno.test("a server certificate from another CA is refused, never retried without verification", async () => {
-  const c = await cluster();
-  const other = await makePki();
-  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, other.caCert);
-  const requests = c.server.seen.length;
-  const run = await c.run();
-  assert.equal(run.code, 2);
-  assert.match(run.stdout, /^error: API server certificate rejected: invalid peer certificate/);
-  assert.equal(c.server.seen.length, requests, "no request got through");
-  await Deno.remove(other.dir, { recursive: true });
-  await c.stop();
-});
-
-Deno.test("a server certificate for another host name is refused", async () => {
-  const c = await cluster();
-  const pki = await makePki({ hosts: ["DNS:api.example.com"] });
-  const server = new FakeApiServer(pki);
-  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, pki.caCert);
-  const run = await c.run([], {
-    env: { KUBERNETES_SERVICE_PORT: String(server.port) },
-    flags: denoFlags(c.paths, `127.0.0.1:${server.port}`),
-  });
-  assert.equal(run.code, 2);
-  assert.match(
-    run.stdout,
-    /^error: API server certificate rejected: invalid peer certificate: certificate not valid for name "127\.0\.0\.1"/,
-  );
-  assert.equal(server.seen.length, 0);
-  await server.close();
-  await Deno.remove(pki.dir, { recursive: true });
-  await c.stop();
-});
-
-Deno.test("missing, empty or unusable credentials are errors, counter kept", async () => {
-  const c = await cluster();
-  await c.setCounter(5);
-  const token = `${c.paths.serviceAccountDir}/token`;
-  const ca = `${c.paths.serviceAccountDir}/ca.crt`;
-  const threshold = ["--failure-threshold", "15"];
-  const cases: Array<[string | undefined, string | undefined, RegExp]> = [
-    ["", c.pki.caCert, /^error: Empty service-account token/],
-    [undefined, c.pki.caCert, /^error: No service-account token at .*automountServiceAccountToken/],
-    ["two\nlines", c.pki.caCert, /^error: The token at .* holds characters no bearer token has/],
-    [c.token, undefined, /^error: No CA certificate at/],
-    [c.token, "not a certificate", /^error: No PEM certificate in/],
-  ];
-  for (const [tokenText, caText, expected] of cases) {
-    await Deno.remove(token).catch(() => {});
-    await Deno.remove(ca).catch(() => {});
-    if (tokenText !== undefined) await Deno.writeTextFile(token, tokenText);
-    if (caText !== undefined) await Deno.writeTextFile(ca, caText);
-    await Deno.writeTextFile(c.stateFile, c.counterLine(5, undefined, 0)); // passing, window 5 steps wide
-    const run = await c.run(threshold);
-    assert.equal(run.code, 2, run.stdout);
-    assert.match(run.stdout, expected);
-    assert.equal(run.stdout.split("\n").length, 2, "one line");
-    assert.equal(
-      await c.counter(),
-      c.counterLine(5, undefined, 1, { errors: 1 }),
-      "one failure, count kept",
-    );
-  }
-  assert.equal(c.server.seen.length, 0, "nothing was sent without credentials");
-  await c.stop();
-});
-
-Deno.test("bad flags: one line, counted as a failure in a row like any error, nothing sent", async () => {
-  const c = await cluster();
-  await Deno.writeTextFile(c.stateFile, c.counterLine(3, undefined, 0)); // passing, window 3 steps wide
-  const bad = [["--bogus"], ["--window", "0"], ["--window", "-5s"], ["--window", "abc"], [
-    "--growth",
-    "sideways",
-  ]];
-  for (const args of bad) {
-    const run = await c.run(args);
-    assert.equal(run.code, 2, args.join(" "));
-    assert.match(run.stdout, /^error: .*"/);
-    assert.equal(run.stdout.split("\n").length, 2);
-    assert.equal(run.stderr, "");
-  }
-  assert.equal(await c.counter(), c.counterLine(3, undefined, bad.length, { errors: bad.length }));
-  assert.equal(c.server.seen.length, 0);
-  await c.stop();
-});
-
-Deno.test("a counter file holding garbage counts as 0 and the line says so", async () => {
-  const c = await cluster();
-  await Deno.writeTextFile(c.stateFile, "\x00\x01garbage");
-  const run = await c.run();
-  assert.equal(run.code, 1);
-  assert.equal(
-    run.stdout,
-    "silent: no output in the last 60s (1 silent check in a row; next window 180s); counter file held garbage, counted as 0\n",
-  );
-  assert.equal(await c.counter(), c.counterLine(1));
-  await c.stop();
-});
-
-Deno.test("a counter left by a previous container instance does not carry over", async () => {
-  const c = await cluster();
-  await c.setCounter(14);
-  await c.restartContainer();
-  const run = await c.run();
-  assert.equal(run.code, 1);
-  assert.match(
-    run.stdout,
-    /^silent: no output in the last 60s \(1 silent check in a row.*previous container instance discarded$/m,
-  );
-  assert.equal(await c.counter(), c.counterLine(1));
-  await c.stop();
-});
-
-Deno.test("a counter that cannot be written never turns output into a failure", async () => {
-  const c = await cluster();
-  await c.setCounter(2);
-  c.server.log(c.pod, "still here");
-  await Deno.chmod(c.paths.stateDir, 0o500);
-  const flags = denoFlags(c.paths, `127.0.0.1:${c.server.port}`);
-  // root ignores file modes: take the write permission away from Deno instead
-  flags.splice(flags.findIndex((flag) => flag.startsWith("--allow-write")), 1);
-  const run = await c.run([], { flags });
-  assert.equal(run.code, 0);
-  assert.match(
-    run.stdout,
-    /^alive: output in the last 360s.*; warning: counter not saved to .*counter/,
-  );
-  await Deno.chmod(c.paths.stateDir, 0o700);
-  await c.stop();
-});
-
-Deno.test("--growth fixed keeps the failures in a row: a lost answer in a silent streak fails", async () => {
-  const c = await cluster();
-  for (let i = 0; i < 3; i++) {
-    const run = await c.run(["--growth", "fixed", "--window", "2m"]);
-    assert.equal(run.code, 1);
-    assert.match(run.stdout, /^silent: no output in the last 120s/);
-  }
-  c.server.override = { status: 503, body: "busy" };
-  const lost = await c.run(["--growth", "fixed", "--window", "2m"]);
-  assert.equal(lost.code, 1, lost.stdout);
-  assert.match(lost.stdout, /^unknown: API server answered 503 busy; failed, as the check before/);
-  assert.equal(await c.counter(), c.counterLine(4, undefined, 4));
-  await c.stop();
-});
-
-Deno.test("--help, --version and plan print without any permission", async () => {
-  const c = await cluster();
-  const bare = { flags: ["run", "--no-prompt", "--no-config"] };
-  const help = await c.run(["--help"], bare);
-  assert.equal(help.code, 0);
-  assert.match(help.stdout, /^log-probe /);
-  const plan = await c.run([
-    "plan",
-    "--window",
-    "30s",
-    "--failure-threshold",
-    "3",
-    "--period",
-    "30s",
-  ], bare);
-  assert.equal(plan.code, 0);
-  assert.match(plan.stdout, /Restart after/);
-  await c.stop();
-});
-
-/** Deterministic random numbers, so a failing timeline can be replayed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-Deno.test("a 300-check timeline matches the schedule model check by check, restart included", async () => {
-  const c = await cluster();
-  const random = mulberry32(20261125);
-  // A worker that logs in bursts, with silences from seconds to three hours.
-  const start = c.server.now;
-  const lines: number[] = [];
-  let t = start - 30_000;
-  for (let gap = 0; t < start + 300 * 60_000; gap++) {
-    const burst = 1 + Math.floor(random() * 20);
-    for (let i = 0; i < burst; i++) lines.push(t += random() * 60_000);
-    // every third silence is long: 2h to 3h, around the 2h14m the plan predicts
-    t += gap % 3 === 1 ? 2 * 3600_000 + random() * 3600_000 : random() * 40 * 60_000;
-  }
-  let silentChecks = 0;
-  let failures = 0;
-  const restarts: number[] = [];
-  const mismatches: string[] = [];
-  for (let check = 1; check <= 300; check++) {
-    c.server.now = start + check * 60_000;
-    const records = c.pod.containers.get("app")!;
-    while (lines.length && lines[0] <= c.server.now) {
-      records.push({ at: lines.shift()!, text: `job ${check}` });
-    }
-    // The model: SPEC.md's window, the kubelet's last line, since and failure count.
-    const window = 60 * (silentChecks + 1) * (silentChecks + 2) / 2;
-    const last = records.at(-1)?.at;
-    const alive = last !== undefined && last >= c.server.now - window * 1000;
-    silentChecks = alive ? 0 : silentChecks + 1;
-    failures = alive ? 0 : failures + 1;
-
-    const run = await c.run();
-    const file = await c.counter();
-    // The check's own request; a silent check adds one for the last words, without a window.
-    const asked = c.server.seen.filter((s) => s.query.has("sinceSeconds")).at(-1)!;
-    const got = `exit ${run.code}, sinceSeconds ${asked.query.get("sinceSeconds")}, counter ${
-      file === undefined ? 0 : file
-    }`;
-    // The counter remembers the newest line a check saw: the last one, alive or in last words.
-    const want = `exit ${alive ? 0 : 1}, sinceSeconds ${window}, counter ${
-      file === undefined && alive ? 0 : c.counterLine(silentChecks, last)
-    }`;
-    if (got !== want) mismatches.push(`check ${check}: got ${got}, want ${want}`);
-    if (failures === 15) {
-      restarts.push(check);
-      failures = silentChecks = 0;
-      await c.restartContainer();
-    }
-  }
-  assert.deepEqual(mismatches, []);
-  assert.ok(restarts.length >= 1, "the timeline holds at least one restart");
-  console.log(`timeline: 300 checks match the model; restarts at checks ${restarts.join(", ")}`);
-  await c.stop();
-});
-
-Deno.test("the token appears in no output of any probe run", () => {
-  for (const c of clusters) {
-    for (const output of c.outputs) assert.ok(!output.includes(c.token));
-    assert.ok(c.outputs.length > 0);
-  }
-  assert.ok(clusters.length > 10);
-});
-
-Deno.test("decide: the kubelet's log-file error twice in a row is an empty log, once a lost answer", () => {
-  const now = Date.parse("2026-11-25T13:00:00Z");
-  const options = { ...TRIANGULAR, ...ANY_LINE };
-  const error: Answer = {
-    status: 200,
-    type: "text/plain",
-    body: 'failed to try resolving symlinks in path "/var/log/pods/a/app/0.log": lstat …',
-    bytes: 80,
-  };
-  // Once, after a pass: unknown, passes, and remembers the error.
-  const once = judge(error, { silentChecks: 0, failures: 0, now }, options, TARGET);
-  assert.deepEqual([once.verdict, once.code, once.unreadable], ["unknown", 0, true]);
-  // Twice: judged as an empty log. Output remembered inside the window still passes …
-  const recent = { silentChecks: 0, failures: 0, unreadable: true, now };
-  const remembered = judge(
-    error,
-    { ...recent, lastOutput: "2026-11-25T12:59:30.000Z" },
-    options,
-    TARGET,
-  );
-  assert.deepEqual([remembered.verdict, remembered.code], ["alive", 0]);
-  // … otherwise the check fails as silence does, and the window grows.
-  const twice = judge(
-    error,
-    { ...recent, lastOutput: "2026-11-25T12:50:00.000Z" },
-    options,
-    TARGET,
-  );
-  assert.deepEqual([twice.verdict, twice.code, twice.silentChecks, twice.unreadable], [
-    "silent",
-    1,
-    1,
-    true,
-  ]);
-  assert.match(twice.message, /the kubelet cannot open the log file, twice in a row/);
-});
-
-Deno.test("decide: a second probe's check in the same period gives its verdict, the counts stay", () => {
-  const now = Date.parse("2026-11-25T13:00:00Z");
-  const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: 15 };
-  const state = { silentChecks: 4, failures: 4, lastOutput: "2026-11-25T12:00:00.000Z", now };
-  const quiet: Evidence = { kind: "quiet" };
-  const first = decide(quiet, state, options);
-  assert.deepEqual([first.code, first.silentChecks, first.failures], [1, 5, 5]);
-  const second = decide(quiet, { ...state, counted: false }, options);
-  assert.deepEqual([second.code, second.silentChecks, second.failures], [1, 4, 4]);
-  assert.match(second.message, /counted by this period's check before \(two probes on one counter/);
-  // A misconfiguration seen by the second probe: its exit follows the failures, unrecorded.
-  const error: Evidence = { kind: "misconfigured", why: "forbidden" };
-  const last = decide(error, { ...state, failures: 14, counted: false }, options);
-  assert.deepEqual([last.code, last.failures], [0, 14]);
-});
-
-/** Plays the kubelet over a sequence of evidence with decide: every exit, and the restart. */
-function kubelet(
-  sequence: Array<Evidence & { counted?: boolean }>,
-  threshold: number,
-  start: Partial<CheckState> = {},
-): { codes: string; restartAt?: number } {
-  const options = { ...TRIANGULAR, ...ANY_LINE, failureThreshold: threshold };
-  let state: CheckState = { silentChecks: 0, failures: 0, now: 0, ...start };
-  let codes = "";
-  let run = 0;
-  for (const [i, { counted, ...evidence }] of sequence.entries()) {
-    const now = (state.now || Date.parse("2026-11-25T12:00:00Z")) + 60_000;
-    const outcome = decide(evidence as Evidence, { ...state, now, counted }, options);
-    codes += outcome.code;
-    run = outcome.code === 0 ? 0 : run + 1;
-    if (run === threshold) return { codes, restartAt: i };
-    state = { ...outcome, now };
-  }
-  return { codes };
-}
-
-const repeat = <T>(n: number, item: T): T[] => Array.from({ length: n }, () => item);
-
-Deno.test("decide over a life: errors never make a restart, and never prevent one", () => {
-  const error: Evidence = { kind: "misconfigured", why: "forbidden" };
-  const lost: Evidence = { kind: "lost", why: "refused" };
-  const quiet: Evidence = { kind: "quiet" };
-  const old = { lastOutput: "2026-11-25T10:00:00.000Z" };
-  // A misconfiguration, then an outage: the container last seen alive is never failed.
-  const outage = kubelet([...repeat(5, error), ...repeat(12, lost)], 15, old);
-  assert.equal(outage.codes, "22222000000000000");
-  assert.equal(outage.restartAt, undefined);
-  // A misconfiguration alone: 14 failures, a pass, for ever.
-  const forever = kubelet(repeat(200, error), 15);
-  assert.equal(forever.restartAt, undefined);
-  assert.equal(forever.codes.slice(0, 16), "2222222222222202");
-  // Silence and errors taking turns (an API server replica that answers 401): the errors are
-  // blind, as an outage is, so the streak goes on and a hung container is restarted, whatever
-  // the threshold's parity.
-  for (const threshold of [14, 15, 16]) {
-    const turns = kubelet(repeat(100, [quiet, error]).flat(), threshold, {
-      lastOutput: "2026-11-24T12:00:00.000Z", // a day before: no window reaches back to it
-    });
-    assert.equal(turns.restartAt, threshold - 1, `threshold ${threshold}: ${turns.codes}`);
-  }
-  // Errors, then silence: the restart waits for 15 silent checks of its own.
-  const after = kubelet([...repeat(5, error), ...repeat(40, quiet)], 15, old);
-  assert.ok(after.restartAt! >= 5 + 15, after.codes);
-  // Two probes on one counter, or --period twice periodSeconds: a check that does not count
-  // never fails for an error.
-  const shared = kubelet(repeat(100, [error, { ...error, counted: false }]).flat(), 15);
-  assert.equal(shared.restartAt, undefined, shared.codes);
-});
-
-Deno.test("checkQuery: a check with patterns reads from 2 s before the last read, within an hour or the window", () => {
-  const now = Date.parse("2026-11-25T12:00:00Z");
-  const lines = { ...ANY_LINE, match: [/job/] };
-  const at = (seconds: number) => utc(now + seconds * 1000);
-  const from = (window: number, seenUntil: string) => checkQuery(window, lines, { now, seenUntil });
-  assert.equal(from(180, "2026-11-25T11:59:00.500Z").sinceTime, "2026-11-25T11:58:58Z");
-  assert.equal(from(60, at(-1800)).sinceTime, "2026-11-25T11:29:58Z", "behind, caught up");
-  assert.equal(from(60, at(-3598)).sinceTime, "2026-11-25T11:00:00Z", "an hour back, at most");
-  assert.deepEqual(from(60, at(-3599)), { sinceSeconds: 60, limitBytes: 262144 });
-  assert.equal(from(7200, at(-5000)).sinceTime, "2026-11-25T10:36:38Z", "a window over an hour");
-  assert.equal(from(60, at(2)).sinceTime, "2026-11-25T12:00:00Z");
-  assert.deepEqual(from(60, at(10)), { sinceSeconds: 60, limitBytes: 262144 }, "from the future");
-});
-
 Deno.test("LogScanner: CRLF, the deadline, a bare piece without since, ties, cut and unfinished lines", () => {
   const job = { ...ANY_LINE, match: [/job( \d)?$/] };
   assert.equal(scanLog("2026-11-25T12:00:00Z job\r\n", job).newest?.text, "job");
@@ -1290,58 +729,1354 @@ Deno.test("LogScanner: CRLF, the deadline, a bare piece without since, ties, cut
   assert.ok(long.end(true).newest, "cut, but its first 4096 characters arrived");
 });
 
-Deno.test("evidenceOf: 408 is lost; a cut answer's unfinished line is not judged; the window's edge", () => {
+Deno.test("decide follows its table, row by row", () => {
+  const seen: Evidence = { kind: "seen" };
+  const line: Evidence = { kind: "seen", at: NOW - 60_000 };
+  const lost: Evidence = { kind: "blind", why: "refused" };
+  const error: Evidence = { kind: "blind", why: "forbidden", error: true };
+  const unreadable: Evidence = { kind: "unreadable", why: 'the kubelet cannot read the log: "x"' };
+  const F = SETTINGS.failureThreshold;
+  const over = `over the ${formatDuration(LIMIT)} limit`;
+  const rows: Array<{
+    row: string;
+    evidence: Evidence;
+    memory: Partial<Memory>;
+    verdict: string;
+    code: number;
+    failures: number;
+    blind: number;
+    message: string;
+  }> = [
+    {
+      row: "seen, silence ≤ limit: a line",
+      evidence: line,
+      memory: STREAK,
+      verdict: "alive",
+      code: 0,
+      failures: 0,
+      blind: 0,
+      message: "alive: output 1m ago",
+    },
+    {
+      row: "seen, silence ≤ limit: the limit itself",
+      evidence: seen,
+      memory: { lastOutput: NOW - LIMIT * 1000, failures: 3, blind: 2 },
+      verdict: "alive",
+      code: 0,
+      failures: 0,
+      blind: 0,
+      message: "alive: no output for 2h, within the 2h limit",
+    },
+    {
+      row: "seen, silence > limit",
+      evidence: seen,
+      memory: { lastOutput: NOW - LIMIT * 1000 - 1000, failures: 3, blind: 2 },
+      verdict: "silent",
+      code: 1,
+      failures: 4,
+      blind: 0,
+      message:
+        `silent: no output for 2h1s, ${over} (4 failures in a row; the kubelet restarts at 15)`,
+    },
+    {
+      row: "blind (lost), the last answered check silent",
+      evidence: lost,
+      memory: STREAK,
+      verdict: "unknown",
+      code: 1,
+      failures: 3,
+      blind: 1,
+      message: "unknown: refused; failed, as the silent check before (3 in a row)",
+    },
+    {
+      row: "blind (error), the last answered check silent, blind F − 1 in a row",
+      evidence: error,
+      memory: { ...STREAK, blind: F - 1 },
+      verdict: "error",
+      code: 2,
+      failures: 3,
+      blind: F,
+      message: "error: forbidden; failed, as the silent check before (3 in a row)",
+    },
+    {
+      row: "blind, the last answered check silent, but the F-th failure: passes",
+      evidence: lost,
+      memory: { ...STREAK, failures: F - 1 },
+      verdict: "unknown",
+      code: 0,
+      failures: 0,
+      blind: 1,
+      message:
+        `unknown: refused; passed: a check that cannot see the log never makes failure ${F} in a row`,
+    },
+    {
+      row: "blind, the last answered check silent, but F blind in a row: otherwise",
+      evidence: lost,
+      memory: { ...STREAK, blind: F },
+      verdict: "unknown",
+      code: 0,
+      failures: 0,
+      blind: F + 1,
+      message: `unknown: refused; passed, as the check before (last output ${
+        formatDuration(LIMIT + 240)
+      } ago)`,
+    },
+    {
+      row: "blind (lost) otherwise",
+      evidence: lost,
+      memory: {},
+      verdict: "unknown",
+      code: 0,
+      failures: 0,
+      blind: 1,
+      message: "unknown: refused; passed, as the check before (last output 10m ago)",
+    },
+    {
+      row: "unreadable, the check before unreadable too: as seen, within the limit",
+      evidence: unreadable,
+      memory: { unreadable: true },
+      verdict: "alive",
+      code: 0,
+      failures: 0,
+      blind: 0,
+      message:
+        'alive: no output for 10m, within the 2h limit (the kubelet cannot read the log: "x", twice in a row)',
+    },
+    {
+      row: "unreadable, the check before unreadable too: as seen, past the limit",
+      evidence: unreadable,
+      memory: { ...STREAK, unreadable: true },
+      verdict: "silent",
+      code: 1,
+      failures: 3,
+      blind: 0,
+      message: `silent: no output for ${
+        formatDuration(LIMIT + 240)
+      }, ${over} (3 failures in a row; the kubelet restarts at 15); the kubelet cannot read the log: "x", twice in a row`,
+    },
+    {
+      row: "unreadable otherwise: as blind (lost), after a pass",
+      evidence: unreadable,
+      memory: {},
+      verdict: "unknown",
+      code: 0,
+      failures: 0,
+      blind: 1,
+      message:
+        'unknown: the kubelet cannot read the log: "x" (once; twice in a row: an empty log); passed, as the check before (last output 10m ago)',
+    },
+    {
+      row: "unreadable otherwise: as blind (lost), in a silent streak",
+      evidence: unreadable,
+      memory: STREAK,
+      verdict: "unknown",
+      code: 1,
+      failures: 3,
+      blind: 1,
+      message:
+        'unknown: the kubelet cannot read the log: "x" (once; twice in a row: an empty log); failed, as the silent check before (3 in a row)',
+    },
+  ];
+  // blind, error, otherwise: one check of a blind run in ERROR_CADENCE fails, never the F-th failure.
+  for (const [blind, code] of [...ERROR_CODES].map(Number).entries()) {
+    rows.push({
+      row: `blind (error) otherwise, ${blind} blind before`,
+      evidence: error,
+      memory: { blind },
+      verdict: "error",
+      code,
+      failures: code ? 1 : 0,
+      blind: blind + 1,
+      message: code ? "error: forbidden" : `error: forbidden${ERROR_PASSES}`,
+    });
+  }
+  for (const { row, evidence, memory: remembered, ...expected } of rows) {
+    const outcome = decide(evidence, memory(remembered), OPTIONS);
+    assert.deepEqual(
+      {
+        verdict: outcome.verdict,
+        code: outcome.code,
+        failures: outcome.next.failures,
+        blind: outcome.next.blind,
+        message: outcome.message,
+      },
+      expected,
+      row,
+    );
+    assert.equal(outcome.next.unreadable, evidence.kind === "unreadable", row);
+    // Blind and unreadable checks keep where the last read ended (nothing was read, so the next
+    // read starts there); answered ones read to now.
+    const read = evidence.kind === "seen";
+    assert.equal(outcome.next.seenUntil, read ? NOW : memory(remembered).seenUntil, row);
+  }
+  // The misconfiguration's F-th failure in a row never comes: it passes instead.
+  const last = decide(error, memory({ failures: F - 1, blind: ERROR_CODES.indexOf("2") }), OPTIONS);
+  assert.deepEqual([last.code, last.next.failures], [0, 0]);
+});
+
+Deno.test("decide: a second probe's check in the same period gives its verdict, never fails for being blind, and leaves the counts", () => {
+  const second = (evidence: Evidence, more: Partial<Memory>) =>
+    decide(evidence, memory({ ...more, counted: false }), OPTIONS);
+  const silent = second({ kind: "seen" }, { ...STREAK, blind: 1 });
+  assert.deepEqual([silent.verdict, silent.code, silent.next.failures, silent.next.blind], [
+    "silent",
+    1,
+    2,
+    1,
+  ]);
+  assert.equal(silent.next.seenUntil, NOW, "it read the log: where the read ended counts");
+  for (
+    const evidence of [{ kind: "blind", why: "refused" }, {
+      kind: "blind",
+      why: "forbidden",
+      error: true,
+    }] as Evidence[]
+  ) {
+    for (const more of [STREAK, {}, { blind: 2 }, { failures: 14 }]) {
+      const outcome = second(evidence, more);
+      const name = `${JSON.stringify(evidence)} ${JSON.stringify(more)}`;
+      assert.equal(outcome.code, 0, name);
+      assert.doesNotMatch(outcome.message, /failed/, name);
+      if (decide(evidence, memory(more), OPTIONS).code) {
+        assert.match(
+          outcome.message,
+          /; passed: not counted, the check before was this period's$/,
+          name,
+        );
+      }
+      assert.deepEqual([outcome.next.failures, outcome.next.blind], [
+        memory(more).failures,
+        memory(more).blind,
+      ], name);
+    }
+  }
+  const alive = second({ kind: "seen", at: NOW - 1000 }, STREAK);
+  assert.deepEqual([alive.code, alive.next.failures, alive.next.lastOutput], [0, 2, NOW - 1000]);
+});
+
+Deno.test("recall: with --period, a check within 3/4 of a period of the last counted does not count, and a gap counts the checks the kubelet killed", () => {
+  const counter = { ...freshCounter("-", NOW - 3600_000), countedAt: NOW, failures: 3 };
+  delete counter.missing;
+  const period = { ...SETTINGS, periodGiven: true };
+  const at = (seconds: number, options = period) => recall(counter, NOW + seconds * 1000, options);
+  assert.deepEqual([at(44).counted, at(44).missed], [false, 0]);
+  assert.deepEqual([at(45).counted, at(45).missed], [true, 0]);
+  assert.deepEqual([at(60).counted, at(60).missed], [true, 0]);
+  assert.deepEqual([at(240).counted, at(240).missed], [true, 3], "3 checks killed between");
+  assert.deepEqual([at(-30).counted, at(-30).missed], [true, 0], "the clock stepped back");
+  // Without --period nothing tells a second probe or a killed check apart: every check counts.
+  const unknown = { ...SETTINGS, periodGiven: false };
+  assert.deepEqual([at(10, unknown).counted, at(240, unknown).missed], [true, 0]);
+  // A gap longer than the threshold was not all failures: at most the rest of it.
+  assert.equal(at(86400).missed, SETTINGS.failureThreshold - 1 - counter.failures);
+});
+
+Deno.test("decide at its edges: the limit to the millisecond, clock slack, an older line, a line before the start, the earliest restart, killed checks", () => {
+  const seen: Evidence = { kind: "seen" };
+  const at = (ms: number) => decide(seen, memory({ lastOutput: NOW - ms }), OPTIONS);
+  assert.equal(at(LIMIT * 1000).code, 0);
+  assert.equal(at(LIMIT * 1000 + 1).code, 1);
+  // A remembered time ahead of the clock: kept within a minute, taken as now beyond it.
+  assert.equal(at(-60_000).next.lastOutput, NOW + 60_000);
+  assert.equal(at(-60_001).next.lastOutput, NOW);
+  assert.equal(at(-60_001).message, "alive: no output for 0s, within the 2h limit");
+  // An older line never replaces a newer one; a line older than the start is not the first.
+  const older = decide(
+    { kind: "seen", at: NOW - 30_000 },
+    memory({ lastOutput: NOW - 10_000 }),
+    OPTIONS,
+  );
+  assert.equal(older.next.lastOutput, NOW - 10_000);
+  const before = decide(
+    { kind: "seen", at: NOW - 700_000 },
+    memory({ lastOutput: NOW - 600_000, fromStart: true }),
+    OPTIONS,
+  );
+  assert.deepEqual([before.next.lastOutput, before.next.fromStart], [NOW - 600_000, true]);
+  const first = decide({ kind: "seen", at: NOW - 5000 }, memory({ fromStart: true }), OPTIONS);
+  assert.deepEqual([first.next.lastOutput, first.next.fromStart], [NOW - 5000, false]);
+  // The 15th failure in a row never comes before plan's minimum: a run that began early passes.
+  const { earliest } = restartAfter(SETTINGS);
+  const early = decide(
+    seen,
+    memory({ lastOutput: NOW - (LIMIT + 60) * 1000, failures: SETTINGS.failureThreshold - 1 }),
+    OPTIONS,
+  );
+  assert.deepEqual([early.verdict, early.code, early.next.failures], ["silent", 0, 0]);
+  assert.equal(
+    early.message,
+    `silent: no output for 2h1m, over the 2h limit; passed: failure 15 in a row would come before ${
+      formatDuration(earliest)
+    } of silence`,
+  );
+  const due = decide(
+    seen,
+    memory({ lastOutput: NOW - earliest * 1000 - 1, failures: SETTINGS.failureThreshold - 1 }),
+    OPTIONS,
+  );
+  assert.deepEqual([due.code, due.next.failures], [1, SETTINGS.failureThreshold]);
+  // Checks the kubelet killed count in its run, as this probe counts it.
+  const killed = decide(seen, memory({ ...STREAK, missed: 2 }), OPTIONS);
+  assert.deepEqual([killed.code, killed.next.failures], [1, 5]);
+  assert.match(killed.message, /\(5 failures in a row; the kubelet restarts at 15\)$/);
+  // Without --failure-threshold the kubelet's default, 15, is the threshold the line names.
+  assert.equal(checkOptions().failureThreshold, 15);
+});
+Deno.test("parseCounter reads back what formatCounter writes: one short line of this version", () => {
+  const start = Date.parse("2026-11-25T12:00:00Z");
+  const full: Counter = {
+    instance: "1:2:mi3x8k",
+    lastOutput: start + 500,
+    fromStart: false,
+    seenUntil: start + 180_000,
+    countedAt: start + 180_000,
+    failures: 2,
+    blind: 1,
+    unreadable: true,
+  };
+  const text = formatCounter(full);
+  assert.equal(
+    text,
+    "log-probe/4 1:2:mi3x8k 2026-11-25T12:00:00.500Z 2026-11-25T12:03:00.000Z 2026-11-25T12:03:00.000Z 2 1 1\n",
+  );
+  assert.deepEqual(parseCounter(text, full.instance, start), full);
+  assert.deepEqual(parseCounter(text.trimEnd(), full.instance, start), full, "no newline");
+  assert.ok(text.length < 256);
+  // Before the first line: the start, no read yet, no check counted yet.
+  const fresh: Counter = { ...freshCounter("1:2:mi3x8k", start, "n") };
+  delete fresh.note;
+  assert.equal(formatCounter(fresh), "log-probe/4 1:2:mi3x8k 2026-11-25T12:00:00.000Z - - 0 0 2\n");
+  assert.deepEqual(parseCounter(formatCounter(fresh), fresh.instance, start + 1), fresh);
+  // No file yet: a fresh counter from the start, and no note.
+  assert.deepEqual(parseCounter(undefined, "1:2", start), {
+    instance: "1:2",
+    lastOutput: start,
+    fromStart: true,
+    failures: 0,
+    blind: 0,
+    unreadable: false,
+    missing: true,
+  });
+});
+
+Deno.test("parseCounter: garbage, another version's line (0.3.0's too) and another instance's start afresh with a note", () => {
+  const start = Date.parse("2026-11-25T12:00:00Z");
+  const afresh = (text: string, instance = "1:2:x") => {
+    const counter = parseCounter(text, instance, start);
+    assert.deepEqual(
+      [counter.lastOutput, counter.fromStart, counter.failures, counter.blind, counter.seenUntil],
+      [start, true, 0, 0, undefined],
+      JSON.stringify(text),
+    );
+    return counter.note;
+  };
+  const good = "log-probe/4 1:2:x 2026-11-25T12:30:00.000Z - - 3 0 0";
+  for (
+    const garbage of [
+      "",
+      "abc",
+      "\x00\x01garbage",
+      "log-probe/4",
+      "log-probe/4 1:2:x - - - 0 0 0", // no last output
+      good.replace(" 3 0 0", " 3 0 4"), // flags 0 to 3
+      good.replace(" 3 0 0", " 10000 0 0"), // counts up to 9999
+      good.replace(" 3 0 0", " -1 0 0"),
+      good.replace(" 3 0 0", " 3 0"),
+      good.replace("2026-11-25T12:30:00.000Z", "2026-13-45T99:00:00.000Z"),
+      good.replace("2026-11-25T12:30:00.000Z", "2026-11-25T12:30:00Z"),
+      good.replace("log-probe/4", "log-probe/5"),
+      `${good} extra`,
+      `${good}\n${good}\n`,
+      // 0.3.0's line: count, instance, last output, failures, read until, counted at, flags, errors
+      "14 1:2:x 2026-11-25T12:30:00.000Z 14 2026-11-25T12:31:00.000Z 2026-11-25T12:31:00.000Z 2 0\n",
+      // 0.2.0's and 0.1.0's
+      "0 1:2:x 2026-11-25T12:00:00.500Z pass\n",
+      "7 1:2:x\n",
+      // a version 3 line in this format
+      "log-probe/3 1:2:x 2026-11-25T12:30:00.000Z - - 3 0 0\n",
+    ]
+  ) {
+    assert.equal(
+      afresh(garbage),
+      "counter held garbage or another version's line",
+      JSON.stringify(garbage),
+    );
+  }
+  assert.equal(afresh(good, "1:3:y"), "counter of a previous container instance discarded");
+  // No termination-message file, now or then: nothing tells instances apart, so the line is kept.
+  assert.equal(parseCounter(good, "-", start).failures, 3);
+  assert.equal(parseCounter(good.replace("1:2:x", "-"), "1:2:x", start).failures, 3);
+  assert.equal(parseCounter(good, "1:2:x", start).note, undefined);
+});
+
+Deno.test("formatCounter caps counts at 9999, and parseCounter keeps a last output from the future for decide to judge", () => {
+  const counter: Counter = {
+    instance: "-",
+    lastOutput: NOW,
+    fromStart: false,
+    failures: 123456,
+    blind: 10000,
+    unreadable: false,
+  };
+  const text = formatCounter(counter);
+  assert.equal(text, "log-probe/4 - 2026-11-25T14:00:00.000Z - - 9999 9999 0\n");
+  assert.deepEqual([parseCounter(text, "-", 0).failures, parseCounter(text, "-", 0).blind], [
+    9999,
+    9999,
+  ]);
+  // Written by a clock that has since stepped back an hour: read as written …
+  const future = formatCounter({ ...counter, lastOutput: NOW + 3600_000, failures: 0, blind: 0 });
+  const read = parseCounter(future, "-", NOW - 600_000);
+  assert.equal(read.lastOutput, NOW + 3600_000);
+  // … and judged as output now: never a silence of minus an hour, never a restart for it.
+  const outcome = decide({ kind: "seen" }, { ...read, counted: true, now: NOW }, OPTIONS);
+  assert.deepEqual([outcome.code, outcome.silence, outcome.next.lastOutput], [0, 0, NOW]);
+});
+/**
+ * The kubelet around decide: a check every period from `firstCheck` (ms after the last output at
+ * NOW), each seeing the log; the silence (s) at the failureThreshold-th failure in a row.
+ */
+function restartSilence(settings: PlanOptions, firstCheck: number): number {
+  const options = { ...settings, ...ANY_LINE };
+  let remembered: Omit<Memory, "counted" | "now"> = {
+    lastOutput: NOW,
+    fromStart: false,
+    failures: 0,
+    blind: 0,
+    unreadable: false,
+  };
+  let run = 0;
+  for (let now = NOW + firstCheck;; now += settings.period * 1000) {
+    const outcome = decide({ kind: "seen" }, { ...remembered, counted: true, now }, options);
+    remembered = outcome.next;
+    run = outcome.code ? run + 1 : 0;
+    if (run === settings.failureThreshold) return (now - NOW) / 1000;
+  }
+}
+
+Deno.test("restartAfter: the restart comes after (limit + (F − 1)·period, limit + F·period] of silence, as the kubelet plays decide at every phase", () => {
+  assert.deepEqual(restartAfter(SETTINGS), { limit: 7200, earliest: 8040, latest: 8100 });
+  const cases: PlanOptions[] = [
+    SETTINGS,
+    { window: 60, growth: "fixed", period: 60, failureThreshold: 3 },
+    { window: 30, growth: "linear", period: 45, failureThreshold: 5, maxWindow: 100 },
+    { window: 10, growth: "exponential", period: 10, failureThreshold: 1 },
+    { ...SETTINGS, period: 10 },
+  ];
+  for (const settings of cases) {
+    const { limit, earliest, latest } = restartAfter(settings);
+    const name = JSON.stringify(settings);
+    assert.equal(limit, limitOf(settings), name);
+    assert.equal(earliest, limit + (settings.failureThreshold - 1) * settings.period, name);
+    assert.equal(latest, earliest + settings.period, name);
+    const period = settings.period * 1000;
+    const phases = Array.from({ length: 12 }, (_, i) => Math.ceil((i + 1) * period / 12));
+    // and the phases where a check falls on the limit itself (the latest restart) or just after
+    // it (the earliest)
+    phases.push(1, period - 1, (limit * 1000) % period || period, (limit * 1000 + 1) % period);
+    const silences = phases.map((phase) => restartSilence(settings, phase));
+    for (const silence of silences) {
+      assert.ok(silence > earliest && silence <= latest, `${name}: ${silence}s`);
+    }
+    assert.equal(Math.max(...silences), latest, name);
+    assert.ok(Math.min(...silences) <= earliest + 0.001, name);
+  }
+});
+
+Deno.test("renderPlan says the limit and the restart as restartAfter computes them", () => {
+  const text = renderPlan(SETTINGS);
+  const { limit, earliest, latest } = restartAfter(SETTINGS);
+  assert.match(text, /^Limit: 2h, the window the schedule reaches at check 15 /);
+  assert.ok(text.includes("1m, 3m, 6m, 10m, …, 1h45m, 2h"), text);
+  assert.ok(
+    text.includes(`printed nothing for more than ${formatDuration(limit)}, counted from its start`),
+  );
+  assert.ok(
+    text.includes(
+      `restarts it after ${formatDuration(earliest)} to ${formatDuration(latest)} of silence`,
+    ),
+  );
+  assert.equal(formatDuration(earliest), "2h14m");
+  assert.ok(text.includes(`prints at least every ${formatDuration(earliest)} is never restarted`));
+  assert.ok(text.split("\n").every((line) => line.length <= 200));
+});
+
+/** A check the kubelet killed at timeoutSeconds: a failure it counts, that the probe never saw. */
+const KILLED = { kind: "killed" } as const;
+
+/**
+ * Plays the kubelet over a sequence of evidence with decide, a check a period: every exit (k for
+ * a killed check), the kubelet's longest run of failures, and the restart.
+ */
+function kubelet(
+  sequence: Array<(Evidence & { counted?: boolean }) | typeof KILLED>,
+  start: Partial<Memory> = {},
+  settings: PlanOptions = SETTINGS,
+): { codes: string; restartAt?: number; silence?: number; longestRun: number } {
+  const options = { ...settings, ...ANY_LINE };
+  let remembered: Omit<Memory, "counted" | "now"> = {
+    lastOutput: NOW,
+    fromStart: true,
+    failures: 0,
+    blind: 0,
+    unreadable: false,
+    ...start,
+  };
+  let codes = "";
+  let run = 0;
+  let longestRun = 0;
+  let missed = 0;
+  for (const [i, step] of sequence.entries()) {
+    const now = NOW + (i + 1) * settings.period * 1000;
+    let failed = true;
+    if (step.kind === "killed") {
+      codes += "k";
+      missed++;
+    } else {
+      const { counted = true, ...evidence } = step;
+      const outcome = decide(
+        evidence as Evidence,
+        { ...remembered, counted, now, missed },
+        options,
+      );
+      codes += outcome.code;
+      failed = outcome.code !== 0;
+      remembered = outcome.next;
+      if (counted) missed = 0;
+    }
+    run = failed ? run + 1 : 0;
+    longestRun = Math.max(longestRun, run);
+    if (run === settings.failureThreshold) {
+      return { codes, restartAt: i, silence: (now - remembered.lastOutput) / 1000, longestRun };
+    }
+  }
+  return { codes, longestRun };
+}
+
+const repeat = <T>(n: number, item: T): T[] => Array.from({ length: n }, () => item);
+
+Deno.test("decide over a life: errors and lost answers never make a restart, and never bring one before plan's minimum", () => {
+  const error: Evidence = { kind: "blind", why: "forbidden", error: true };
+  const lost: Evidence = { kind: "blind", why: "refused" };
+  const silence: Evidence = { kind: "seen" };
+  const { earliest } = restartAfter(SETTINGS);
+  // A misconfiguration on a container that printed: loud, never more than two failures in a row.
+  const forever = kubelet(repeat(300, error));
+  assert.equal(forever.restartAt, undefined);
+  assert.equal(forever.codes.slice(0, ERROR_CODES.length), ERROR_CODES);
+  assert.ok(forever.longestRun <= 2, forever.codes);
+  assert.equal(forever.codes.replaceAll("0", "").length, Math.ceil(300 / 3), "one check in three");
+  // … counted as the kubelet counts, with checks it killed anywhere between.
+  for (let every = 2; every <= 7; every++) {
+    for (let offset = 0; offset < every; offset++) {
+      const steps = Array.from({ length: 120 }, (_, i) => i % every === offset ? KILLED : error);
+      const killed = kubelet(steps);
+      assert.equal(killed.restartAt, undefined, killed.codes);
+      assert.ok(killed.longestRun <= 2, `${every}/${offset}: ${killed.codes}`);
+      // still loud: a failing line (or the kubelet's own, for a killed check) every third check
+      assert.ok(!killed.codes.includes("000"), `${every}/${offset}: ${killed.codes}`);
+    }
+  }
+  // A misconfiguration, then an outage: a container last seen alive is never failed.
+  const outage = kubelet([...repeat(5, error), ...repeat(300, lost)]);
+  assert.equal(outage.restartAt, undefined);
+  assert.equal(outage.codes.slice(5), "0".repeat(300));
+  // An outage all through a silent streak: the streak goes on, but no restart while blind.
+  const hung = { lastOutput: NOW - (LIMIT + 60) * 1000, fromStart: false };
+  const blindStreak = kubelet([silence, ...repeat(300, lost)], hung);
+  assert.equal(blindStreak.restartAt, undefined, blindStreak.codes);
+  assert.ok(blindStreak.codes.startsWith("1".repeat(14) + "0"), blindStreak.codes);
+  // … and the restart comes once the log is seen again, silent.
+  const seenAgain = kubelet([silence, ...repeat(20, lost), ...repeat(20, silence)], hung);
+  assert.ok(seenAgain.restartAt! >= 21 && seenAgain.silence! > earliest, seenAgain.codes);
+  // Silence and errors taking turns (an API server replica with stale keys answers 401): a hung
+  // container is restarted at the threshold of the default settings.
+  const turns = kubelet(repeat(100, [silence, error]).flat(), hung);
+  assert.equal(turns.restartAt, SETTINGS.failureThreshold - 1, turns.codes);
+  // Errors, then silence from the start: never restarted before plan's minimum from the start.
+  for (const errors of [1, 2, 3, 5, 14]) {
+    const after = kubelet([...repeat(errors, error), ...repeat(200, silence)]);
+    assert.ok(
+      after.restartAt !== undefined && after.silence! > earliest,
+      `${errors}: ${after.codes}`,
+    );
+  }
+  // Errors that fail just before the silence passes the limit, then silence: the kubelet's
+  // count begins early, the restart does not.
+  const quiet = LIMIT / SETTINGS.period; // checks until the silence reaches the limit
+  for (let end = quiet - 3; end <= quiet + 3; end++) {
+    const sequence: Evidence[] = repeat(200, silence);
+    sequence.splice(end - 3, 3, error, error, error);
+    const early = kubelet(sequence);
+    assert.ok(early.restartAt !== undefined && early.silence! > earliest, `${end}: ${early.codes}`);
+  }
+  // Two probes on one counter: a check that does not count never fails for an error.
+  const shared = kubelet(repeat(150, [error, { ...error, counted: false }]).flat());
+  assert.equal(shared.restartAt, undefined, shared.codes);
+  assert.ok(shared.longestRun <= 2, shared.codes);
+});
+Deno.test("evidenceOf: 408 is lost; a cut answer's unfinished line is not judged; a stamp no date parses counts at the read's start", () => {
   const job = { ...ANY_LINE, match: [/job/] };
-  assert.equal(evidenceOf({ status: 408, body: "{}", bytes: 2 }, job, TARGET).kind, "lost");
+  assert.deepEqual(evidenceOf({ status: 408, body: "{}", bytes: 2 }, job, TARGET), {
+    kind: "blind",
+    why: "API server answered 408 {}",
+  });
   const body = "2026-11-25T12:00:00Z other\n2026-11-25T12:00:01Z job";
   const cut = { status: 200, body, bytes: body.length, limit: body.length, type: "text/plain" };
-  assert.equal(evidenceOf(cut, job, TARGET).kind, "quiet");
-  const edge = Date.parse("2026-11-25T12:00:00Z");
-  const scan = { lines: 1, stamped: 1, bytes: 40, newest: { at: edge, text: "job" } };
-  const answer = { status: 200, body: "", bytes: 40, type: "text/plain", scan };
-  assert.deepEqual(evidenceOf(answer, job, TARGET, { since: edge - 5000, windowStart: edge }), {
-    kind: "output",
-    at: edge,
+  assert.deepEqual(evidenceOf(cut, job, TARGET), { kind: "seen" });
+  assert.deepEqual(evidenceOf({ ...cut, limit: body.length + 1 }, job, TARGET), {
+    kind: "seen",
+    at: Date.parse("2026-11-25T12:00:01Z"),
   });
-  assert.deepEqual(
-    evidenceOf(answer, job, TARGET, { since: edge - 5000, windowStart: edge + 1 }),
-    { kind: "quiet", seen: edge },
+  const since = Date.parse("2026-11-25T12:00:00Z");
+  assert.deepEqual(evidenceOf(log("2026-11-25T99:00:00Z job\n"), job, TARGET, since), {
+    kind: "seen",
+    at: since,
+  });
+  // An empty 200 is an answered read with nothing in it, not a lost answer.
+  assert.deepEqual(evidenceOf(log(""), ANY_LINE, TARGET), { kind: "seen" });
+});
+// ---------------------------------------------------------------------------
+// The real probe, as a subprocess, against the HTTPS stand-in
+
+const clusters: Cluster[] = [];
+/** A started cluster that stops, its folders removed, when the test ends, passed or failed. */
+async function cluster(
+  options?: { containers?: string[] },
+): Promise<Cluster & AsyncDisposable> {
+  const started = await Cluster.start(options);
+  clusters.push(started);
+  return Object.assign(started, { [Symbol.asyncDispose]: () => started.stop() });
+}
+
+/**
+ * A duration as a probe run prints it: its clock starts at the stand-in's virtual "now" and runs
+ * on while Deno starts, so a second or two more (or, between two runs, one less) is the same.
+ */
+function near(seconds: number): string {
+  return `(?:${[-1, 0, 1, 2].map((d) => formatDuration(Math.max(0, seconds + d))).join("|")})`;
+}
+
+/** The counter a check at the stand-in's "now" leaves: it read to now and counted now. */
+function counted(
+  c: Cluster,
+  lastOutput: number,
+  more: Parameters<Cluster["counterLine"]>[1] = {},
+): string {
+  return c.counterLine(lastOutput, { seenUntil: c.server.now, countedAt: c.server.now, ...more });
+}
+
+const LOG_QUERY = `sinceSeconds=${LIMIT}&tailLines=1&timestamps=true&limitBytes=${LIMIT_BYTES}`;
+
+Deno.test("a container that printed within the limit is alive: one short request, and the counter remembers the line", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  c.server.now += (LIMIT + 1200) * 1000;
+  // Three silent checks in a row before, the last one 10 minutes ago.
+  const before = c.server.now - 600_000;
+  await Deno.writeTextFile(
+    c.stateFile,
+    c.counterLine(start, { fromStart: true, seenUntil: before, countedAt: before, failures: 3 }),
   );
+  const at = c.server.now - 500_000;
+  c.server.log(c.pod, "processed job 42", "app", at);
+  const run = await c.run();
+  assert.match(run.stdout, new RegExp(`^alive: output ${near(500)} ago\n$`));
+  assert.equal(run.code, 0);
+  assert.equal(run.stderr, "");
+  assert.equal(await c.counterAt(c.server.now), counted(c, at));
+  assert.equal(c.server.seen.length, 1);
+  const seen = c.server.seen[0];
+  assert.equal(seen.path, "/api/v1/namespaces/shop/pods/worker-7d9f/log");
+  assert.equal(seen.query.toString(), LOG_QUERY);
 });
 
-Deno.test("decide and remember at their edges", () => {
-  const now = Date.parse("2026-11-25T12:00:00Z");
-  const options = { ...TRIANGULAR, ...ANY_LINE };
-  const quiet: Evidence = { kind: "quiet" };
-  const error = decide({ kind: "misconfigured", why: "x" }, { silentChecks: 0, now }, options);
-  assert.deepEqual([error.code, error.failures], [2, 1], "without --failure-threshold: 2");
-  const at = (s: number) => utc(now + s * 1000);
-  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(-60), now }, options).code, 0);
-  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(-61), now }, options).code, 1);
-  const ahead = decide(quiet, { silentChecks: 0, lastOutput: at(30), now }, options);
-  assert.match(ahead.message, /^alive: output 0s ago/);
-  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(60), now }, options).code, 0);
-  assert.equal(decide(quiet, { silentChecks: 0, lastOutput: at(61), now }, options).code, 1);
-  const older = decide({ kind: "output", at: now - 30_000 }, {
-    silentChecks: 0,
-    lastOutput: at(-10),
-    now,
-  }, options);
-  assert.equal(older.lastOutput, at(-10), "an older line never replaces a newer one");
-  const second = { silentChecks: 0, failing: true, now, counted: false };
-  assert.equal(decide(quiet, second, options).failures, 1);
-  const pass = decide({ kind: "output", at: now }, { ...second, failing: false }, options);
-  assert.equal(pass.message, "alive: output in the last 60s");
-  assert.equal(remember("2026-11-25T12:00:00Z", now, now + 1000), "2026-11-25T12:00:00Z");
-  assert.equal(remember(undefined, NaN, now), undefined);
+Deno.test("silent only past the limit: alive within it, counted from the start before the first line", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  // A slow start: nothing printed for 16 minutes is well within the limit.
+  c.server.now = start + 16 * 60_000;
+  const slow = await c.run();
+  assert.equal(slow.code, 0);
+  assert.match(
+    slow.stdout,
+    new RegExp(`^alive: no output since the start ${near(960)} ago, within the 2h limit\n$`),
+  );
+  assert.equal(c.server.seen.at(-1)!.query.toString(), LOG_QUERY);
+  const at = start + 20 * 60_000;
+  c.server.log(c.pod, "last words", "app", at);
+  c.server.now = at + 60_000;
+  const seen = await c.run();
+  assert.equal(seen.code, 0);
+  assert.match(seen.stdout, new RegExp(`^alive: output ${near(60)} ago\n$`));
+  // A minute past the limit after that line: silent, the first failure of the kubelet's 15.
+  c.server.now = at + (LIMIT + 60) * 1000;
+  const silent = await c.run();
+  assert.equal(silent.code, 1);
+  assert.match(
+    silent.stdout,
+    new RegExp(
+      `^silent: no output for ${
+        near(LIMIT + 60)
+      }, over the 2h limit \\(1 failure in a row; the kubelet restarts at 15\\)\n$`,
+    ),
+  );
+  assert.equal(await c.counterAt(c.server.now), counted(c, at, { failures: 1 }));
+  c.server.now += 60_000;
+  const again = await c.run();
+  assert.equal(again.code, 1);
+  assert.match(again.stdout, /\(2 failures in a row; the kubelet restarts at 15\)\n$/);
 });
 
-Deno.test("parseCounter and formatCounter at their edges", () => {
-  assert.equal(parseCounter("0 1:2 - 1 - - 2 5\n", "1:2").errors, 1, "never more than failures");
-  assert.equal(parseCounter("0 1:2 - fail\n", "1:2").failures, 1);
-  assert.equal(parseCounter("7 1:1:x - 7 - - 2 0\n", "-").silentChecks, 7, "no instance: kept");
+Deno.test("a container silent since its start fails once the limit has passed since the start, on its first check", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  c.server.now += (LIMIT + 60) * 1000;
+  const run = await c.run();
+  assert.equal(run.code, 1);
+  assert.match(
+    run.stdout,
+    new RegExp(
+      `^silent: no output since the start ${
+        near(LIMIT + 60)
+      } ago, over the 2h limit \\(1 failure in a row; the kubelet restarts at 15\\)\n$`,
+    ),
+  );
   assert.equal(
-    formatCounter({ silentChecks: 0, instance: "-", failures: 123456, errors: 123456 }),
-    "0 - - 9999 - - 0 9999\n",
+    await c.counterAt(c.server.now),
+    counted(c, start, { fromStart: true, failures: 1 }),
   );
+});
+
+Deno.test("without a termination-message file the first check stands for the start", async () => {
+  await using c = await cluster();
+  const args = ["--service-account-dir", c.paths.serviceAccountDir, "--state-file", c.stateFile];
+  c.server.now += 3 * 3600_000; // the container started three hours ago: the probe cannot know
+  const first = await c.run(args, { bare: true });
+  assert.equal(first.code, 0);
+  assert.match(
+    first.stdout,
+    new RegExp(`^alive: no output since the start ${near(0)} ago, within the 2h limit\n$`),
+  );
+  assert.match((await c.counter())!, /^log-probe\/4 - \S+ \S+ \S+ 0 0 2\n$/);
+  c.server.now += (LIMIT + 60) * 1000;
+  const later = await c.run(args, { bare: true });
+  assert.equal(later.code, 1);
+  assert.match(
+    later.stdout,
+    new RegExp(`^silent: no output since the start ${near(LIMIT + 60)} ago`),
+  );
+});
+
+Deno.test("a blank line is output: the only line within the limit counts as alive", async () => {
+  await using c = await cluster();
+  c.server.now += (LIMIT + 600) * 1000;
+  c.server.log(c.pod, "");
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, new RegExp(`^alive: output ${near(0)} ago\n$`));
+});
+
+Deno.test("50 MB of output within the limit: the server sends at most one short line", async () => {
+  await using c = await cluster();
+  c.server.now += 3600_000;
+  const line = `${"x".repeat(99)}`;
+  const records = c.pod.containers.get("app")!;
+  for (let i = 0; i < 500_000; i++) {
+    records.push({ at: c.server.now - 30_000 + i / 100, text: line });
+  }
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^alive: output \S+ ago\n$/);
+  assert.equal(c.server.seen.length, 1);
+  const seen = c.server.seen[0];
+  assert.equal(seen.query.toString(), LOG_QUERY);
+  assert.ok(seen.bytes <= LIMIT_BYTES, `${seen.bytes} bytes`);
+  assert.ok(seen.bytes > 20);
+});
+
+/** A port nothing listens on. */
+function closedPort(): string {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = closed.addr.port;
+  closed.close();
+  return `127.0.0.1:${port}`;
+}
+
+Deno.test("refused connections: a silent streak goes on failing; after a pass the check passes", async () => {
+  await using c = await cluster();
+  c.server.now += 4 * 3600_000;
+  const now = c.server.now;
+  const read = { seenUntil: now - 60_000, countedAt: now - 60_000 };
+  const silentSince = now - (LIMIT + 240) * 1000;
+  const streak = c.counterLine(silentSince, { ...read, failures: 2 });
+  const passing = c.counterLine(now - 600_000, read);
+  const server = closedPort();
+  await Deno.writeTextFile(c.stateFile, streak);
+  const failed = await c.run([], { server });
+  assert.equal(failed.code, 1);
+  assert.match(
+    failed.stdout,
+    /^unknown: API server unreachable: .*Connection refused; failed, as the silent check before \(3 in a row\)\n$/,
+  );
+  // Where the last answered read ended stays: a blind check read nothing.
+  assert.equal(
+    await c.counterAt(now),
+    c.counterLine(silentSince, { ...read, countedAt: now, failures: 3, blind: 1 }),
+  );
+  await Deno.writeTextFile(c.stateFile, passing);
+  const passed = await c.run([], { server });
+  assert.equal(passed.code, 0);
+  assert.match(
+    passed.stdout,
+    new RegExp(
+      `^unknown: API server unreachable: .*Connection refused; passed, as the check before \\(last output ${
+        near(600)
+      } ago\\)\n$`,
+    ),
+  );
+  assert.equal(
+    await c.counterAt(now),
+    c.counterLine(now - 600_000, { ...read, countedAt: now, blind: 1 }),
+  );
+  // 0.3.0's --on-api-error still runs, and changes nothing but a note.
+  await Deno.writeTextFile(c.stateFile, passing);
+  const retired = await c.run(["--on-api-error=fail"], { server });
+  assert.equal(retired.code, 0);
+  assert.match(
+    retired.stdout,
+    /; passed, as the check before .*; --on-api-error is no longer used\n$/,
+  );
+  await Deno.writeTextFile(c.stateFile, streak);
+  const ignoring = await c.run(["--on-api-error", "ignore"], { server });
+  assert.equal(ignoring.code, 1);
+  assert.match(
+    ignoring.stdout,
+    /; failed, as the silent check before \(3 in a row\); --on-api-error is no longer used\n$/,
+  );
+});
+
+Deno.test("a connection closed mid-handshake, and a DNS failure, are unknown and pass", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closer = (async () => {
+    for await (const conn of listener) conn.close();
+  })();
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const closed = await c.run([], { server: host });
+  assert.equal(closed.code, 0);
+  assert.match(
+    closed.stdout,
+    /^unknown: API server unreachable: .*(eof|reset|closed).*; passed, as the check before \(last output \S+ ago\)\n$/i,
+  );
+  listener.close();
+  await closer.catch(() => {});
+  const dns = await c.run([], { server: "no-such-host.invalid" });
+  assert.equal(dns.code, 0);
+  assert.match(
+    dns.stdout,
+    /^unknown: API server unreachable: dns error.*; passed, as the check before/,
+  );
+  assert.equal(
+    await c.counterAt(c.server.now),
+    c.counterLine(start, { fromStart: true, countedAt: c.server.now, blind: 2 }),
+  );
+});
+
+Deno.test("an API server that never answers: the probe gives up on its own deadline, unknown", async () => {
+  await using c = await cluster();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const holder = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const run = await c.run(["--timeout", "1s"], { server: host });
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stdout,
+    new RegExp(
+      `^unknown: no answer from the API server within 1s; passed, as the check before \\(last output ${
+        near(0)
+      } ago\\)\n$`,
+    ),
+  );
+  assert.ok(run.ms < 3000, `${run.ms} ms`);
+  assert.equal(
+    await c.counterAt(c.server.now),
+    c.counterLine(c.server.now, { fromStart: true, countedAt: c.server.now, blind: 1 }),
+  );
+  listener.close();
+  held.forEach((conn) => conn.close());
+  await holder.catch(() => {});
+});
+
+Deno.test("429, 500 and 503 from the API server are unknown: a failure streak goes on", async () => {
+  await using c = await cluster();
+  c.server.now += 4 * 3600_000;
+  const now = c.server.now;
+  const silentSince = now - (LIMIT + 420) * 1000;
+  const read = { seenUntil: now - 60_000 };
+  await Deno.writeTextFile(c.stateFile, c.counterLine(silentSince, { ...read, failures: 4 }));
+  for (const [i, code] of [429, 500, 503].entries()) {
+    c.server.override = {
+      status: code,
+      headers: { "content-type": "application/json", "retry-after": "1" },
+      body: JSON.stringify({ kind: "Status", code, message: "the server is busy" }),
+    };
+    const run = await c.run();
+    assert.equal(run.code, 1, String(code));
+    assert.equal(
+      run.stdout,
+      `unknown: API server answered ${code} the server is busy; failed, as the silent check before (${
+        5 + i
+      } in a row)\n`,
+    );
+    assert.equal(
+      await c.counterAt(now),
+      c.counterLine(silentSince, { ...read, countedAt: now, failures: 5 + i, blind: 1 + i }),
+    );
+  }
+});
+Deno.test("a server certificate from another CA is refused, never retried without verification", async () => {
+  await using c = await cluster();
+  const other = await makePki();
+  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, other.caCert);
+  let codes = "";
+  for (let check = 0; check < 3; check++) {
+    const run = await c.run();
+    assert.match(run.stdout, /^error: API server certificate rejected: invalid peer certificate/);
+    codes += run.code;
+  }
+  assert.equal(codes, ERROR_CODES.slice(0, 3), "a misconfiguration: loud once in three");
+  assert.equal(c.server.seen.length, 0, "no request got through");
+  await Deno.remove(other.dir, { recursive: true });
+});
+
+Deno.test("a server certificate for another host name is refused", async () => {
+  await using c = await cluster();
+  const pki = await makePki({ hosts: ["DNS:api.example.com"] });
+  const server = new FakeApiServer(pki);
+  await Deno.writeTextFile(`${c.paths.serviceAccountDir}/ca.crt`, pki.caCert);
+  let codes = "";
+  for (let check = 0; check < 3; check++) {
+    const run = await c.run([], {
+      env: { KUBERNETES_SERVICE_PORT: String(server.port) },
+      flags: denoFlags(c.paths, `127.0.0.1:${server.port}`),
+    });
+    assert.match(
+      run.stdout,
+      /^error: API server certificate rejected: invalid peer certificate: certificate not valid for name "127\.0\.0\.1"/,
+    );
+    codes += run.code;
+  }
+  assert.equal(codes, ERROR_CODES.slice(0, 3), "a misconfiguration: loud once in three");
+  assert.equal(server.seen.length, 0);
+  await server.close();
+  await Deno.remove(pki.dir, { recursive: true });
+});
+
+Deno.test("with --period, a second probe's check in the same period gives its verdict and leaves the counts", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  c.server.now += (LIMIT + 60) * 1000;
+  const firstAt = c.server.now;
+  const args = ["--period", "1m"];
+  const first = await c.run(args);
+  assert.equal(first.code, 1);
+  assert.match(first.stdout, /\(1 failure in a row; the kubelet restarts at 15\)\n$/);
+  const read = async () => parseCounter(await c.counter(), c.instance(), 0);
+  // Another probe (a readiness probe on the same counter, say) 10 s later: the log shows the
+  // silence, so it fails; the count stays the first probe's.
+  c.server.now += 10_000;
+  const second = await c.run(args);
+  assert.equal(second.code, 1);
+  assert.match(second.stdout, /^silent: no output since the start /);
+  let counter = await read();
+  assert.deepEqual([counter.failures, counter.blind], [1, 0]);
+  assert.ok(counter.countedAt! >= firstAt && counter.countedAt! < firstAt + 5000, "counted once");
+  // A second check that cannot see the log never fails: the first probe's checks carry the count.
+  c.server.now += 10_000;
+  c.server.override = { status: 503, body: "busy" };
+  const lost = await c.run(args);
+  assert.equal(lost.code, 0);
+  assert.equal(
+    lost.stdout,
+    "unknown: API server answered 503 busy; passed: not counted, the check before was this period's\n",
+  );
+  counter = await read();
+  assert.deepEqual([counter.failures, counter.blind], [1, 0]);
+  // The next period's check counts again.
+  c.server.override = undefined;
+  c.server.now = firstAt + 60_000;
+  const next = await c.run(args);
+  assert.equal(next.code, 1);
+  assert.match(next.stdout, /\(2 failures in a row; the kubelet restarts at 15\)\n$/);
+  assert.equal(
+    await c.counterAt(c.server.now),
+    counted(c, start, { fromStart: true, failures: 2 }),
+  );
+});
+
+Deno.test("400, 401, 403 and 404 are errors that say what to fix, and fail one check in three at most", async () => {
+  await using c = await cluster({ containers: ["app", "sidecar"] });
+  c.server.now += 3600_000;
+  const now = c.server.now;
+  const read = { seenUntil: now - 60_000, countedAt: now - 60_000 };
+  await Deno.writeTextFile(c.stateFile, c.counterLine(now - 600_000, read));
+  const multi = await c.run();
+  assert.equal(multi.code, Number(ERROR_CODES[0]));
+  assert.match(
+    multi.stdout,
+    /^error: a container name must be specified for pod worker-7d9f, choose one of: \[app sidecar\] \(pass --container\)/,
+  );
+  assert.equal(
+    await c.counterAt(now),
+    c.counterLine(now - 600_000, {
+      ...read,
+      countedAt: now,
+      failures: multi.code ? 1 : 0,
+      blind: 1,
+    }),
+  );
+  // With --container the check works, and its counter is the container's own.
+  c.server.log(c.pod, "hi", "app");
+  const named = await c.run(["-c", "app"]);
+  assert.equal(named.code, 0);
+  assert.equal(c.server.seen.at(-1)!.query.get("container"), "app");
+  // Then one misconfiguration after another: each says what to fix; one in three fails.
+  const wrongPod = () => c.run(["-c", "app"], { env: { HOSTNAME: "worker-0000" } });
+  const errors = [
+    [
+      wrongPod,
+      /^error: not found: pod shop\/worker-0000 \(pods "worker-0000" not found; is --pod\/LOG_PROBE_POD_NAME right\?\)/,
+    ],
+    [
+      () => {
+        c.server.grants.clear();
+        return c.run(["-c", "app"]);
+      },
+      /^error: forbidden: the service account system:serviceaccount:shop:log-probe cannot get pods\/log in shop \(bind the Role log-probe to it\)/,
+    ],
+    [() => {
+      c.server.tokens.clear();
+      return c.run(["-c", "app"]);
+    }, /^error: unauthorized: the API server rejected the service-account token/],
+    [() => c.run(["-c", "app"]), /^error: unauthorized/],
+    [wrongPod, /^error: unauthorized/],
+    [wrongPod, /^error: unauthorized/],
+  ] as const;
+  let codes = "";
+  for (const [run, message] of errors) {
+    const result = await run();
+    assert.match(result.stdout, message);
+    assert.equal(result.stdout.split("\n").length, 2, "one line");
+    assert.ok(result.stdout.length <= MAX_LINE + 1, result.stdout);
+    if (result.code === 0) {
+      assert.match(
+        result.stdout,
+        new RegExp(`${ERROR_PASSES.replace(/[()]/g, "\\$&")}\n$`),
+      );
+    }
+    codes += result.code;
+  }
+  assert.equal(codes, ERROR_CODES.slice(0, errors.length));
+});
+
+Deno.test("missing, empty or unusable credentials are errors that name the file; the counter keeps the last output", async () => {
+  await using c = await cluster();
+  c.server.now += 3600_000;
+  const now = c.server.now;
+  const token = `${c.paths.serviceAccountDir}/token`;
+  const ca = `${c.paths.serviceAccountDir}/ca.crt`;
+  const cases: Array<[string | undefined, string | undefined, RegExp]> = [
+    ["", c.pki.caCert, /^error: Empty service-account token at .*\/token/],
+    [
+      undefined,
+      c.pki.caCert,
+      /^error: No service-account token at .*\/token \(automountServiceAccountToken: false\?\)/,
+    ],
+    [
+      "two\nlines",
+      c.pki.caCert,
+      /^error: The token at .*\/token holds characters no bearer token has/,
+    ],
+    [c.token, undefined, /^error: No CA certificate at .*\/ca\.crt/],
+    [c.token, "not a certificate", /^error: No PEM certificate in .*\/ca\.crt/],
+  ];
+  const read = { seenUntil: now - 60_000, countedAt: now - 60_000 };
+  for (const [tokenText, caText, expected] of cases) {
+    await Deno.remove(token).catch(() => {});
+    await Deno.remove(ca).catch(() => {});
+    if (tokenText !== undefined) await Deno.writeTextFile(token, tokenText);
+    if (caText !== undefined) await Deno.writeTextFile(ca, caText);
+    for (const [blind, code] of [...ERROR_CODES.slice(0, 3)].map(Number).entries()) {
+      await Deno.writeTextFile(c.stateFile, c.counterLine(now - 600_000, { ...read, blind }));
+      const run = await c.run();
+      assert.equal(run.code, code, run.stdout);
+      assert.match(run.stdout, expected);
+      assert.equal(run.stdout.split("\n").length, 2, "one line");
+      assert.equal(
+        await c.counterAt(now),
+        c.counterLine(now - 600_000, {
+          ...read,
+          countedAt: now,
+          failures: code ? 1 : 0,
+          blind: blind + 1,
+        }),
+      );
+    }
+  }
+  assert.equal(c.server.seen.length, 0, "nothing was sent without credentials");
+});
+
+Deno.test("bad flags: one line, counted as a misconfiguration like any other, nothing sent", async () => {
+  await using c = await cluster();
+  c.server.now += 3600_000;
+  const now = c.server.now;
+  const read = { seenUntil: now - 60_000, countedAt: now - 60_000 };
+  await Deno.writeTextFile(c.stateFile, c.counterLine(now - 600_000, read));
+  const bad = [
+    ["--bogus"],
+    ["--window", "0"],
+    ["--window", "-5s"],
+    ["--window", "abc"],
+    ["--growth", "sideways"],
+    ["--failure-threshold", "0"],
+  ];
+  let codes = "";
+  for (const args of bad) {
+    const run = await c.run(args);
+    assert.match(run.stdout, /^error: .*"/, args.join(" "));
+    assert.equal(run.stdout.split("\n").length, 2);
+    assert.equal(run.stderr, "");
+    codes += run.code;
+  }
+  assert.equal(codes, ERROR_CODES.slice(0, bad.length));
+  assert.equal(
+    await c.counterAt(now),
+    c.counterLine(now - 600_000, {
+      ...read,
+      countedAt: now,
+      failures: Number(codes.at(-1)) ? 1 : 0,
+      blind: bad.length,
+    }),
+  );
+  assert.equal(c.server.seen.length, 0);
+});
+
+Deno.test("a counter file holding garbage, or 0.3.0's line, starts afresh from the container's start and the line says so", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  c.server.now += (LIMIT + 60) * 1000;
+  for (
+    const old of [
+      "\x00\x01garbage",
+      `14 ${c.instance()} - 14 - - 2 0\n`, // 0.3.0: 14 silent checks and failures in a row
+    ]
+  ) {
+    await Deno.writeTextFile(c.stateFile, old);
+    const run = await c.run();
+    assert.equal(run.code, 1);
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^silent: no output since the start ${
+          near(LIMIT + 60)
+        } ago, over the 2h limit \\(1 failure in a row; the kubelet restarts at 15\\); counter held garbage or another version's line\n$`,
+      ),
+    );
+    assert.equal(
+      await c.counterAt(c.server.now),
+      counted(c, start, { fromStart: true, failures: 1 }),
+    );
+  }
+});
+
+Deno.test("a counter left by a previous container instance does not carry over: silence counts from the new start", async () => {
+  await using c = await cluster();
+  c.server.now += 4 * 3600_000;
+  const old = c.server.now - (LIMIT + 840) * 1000;
+  await Deno.writeTextFile(
+    c.stateFile,
+    c.counterLine(old, { seenUntil: c.server.now - 60_000, failures: 14 }),
+  );
+  await c.restartContainer();
+  const run = await c.run();
+  assert.equal(run.code, 0);
+  assert.match(
+    run.stdout,
+    new RegExp(
+      `^alive: no output since the start ${
+        near(0)
+      } ago, within the 2h limit; counter of a previous container instance discarded\n$`,
+    ),
+  );
+  assert.equal(await c.counterAt(c.server.now), counted(c, c.server.now, { fromStart: true }));
+});
+
+Deno.test("a counter that cannot be written never turns output into a failure", async () => {
+  await using c = await cluster();
+  c.server.now += 3600_000;
+  c.server.log(c.pod, "still here");
+  await Deno.chmod(c.paths.stateDir, 0o500);
+  const flags = denoFlags(c.paths, `127.0.0.1:${c.server.port}`);
+  // root ignores file modes: take the write permission away from Deno instead
+  flags.splice(flags.findIndex((flag) => flag.startsWith("--allow-write")), 1);
+  const run = await c.run([], { flags });
+  assert.equal(run.code, 0);
+  assert.match(run.stdout, /^alive: output \S+ ago; warning: counter not saved to .*counter/);
+  await Deno.chmod(c.paths.stateDir, 0o700);
+});
+
+Deno.test("--growth fixed: the limit is --window, and a lost answer in a silent streak fails", async () => {
+  await using c = await cluster();
+  const start = c.server.now;
+  const args = ["--growth", "fixed", "--window", "2m"];
+  const limit = limitOf({ ...SETTINGS, growth: "fixed", window: 120 });
+  assert.equal(limit, 120);
+  c.server.now += (limit + 60) * 1000;
+  for (let failures = 1; failures <= 3; failures++) {
+    const run = await c.run(args);
+    assert.equal(run.code, 1);
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^silent: no output since the start \\S+ ago, over the 2m limit \\(${failures} failures? in a row`,
+      ),
+    );
+    c.server.now += 60_000;
+  }
+  c.server.override = { status: 503, body: "busy" };
+  const lost = await c.run(args);
+  assert.equal(lost.code, 1, lost.stdout);
+  assert.equal(
+    lost.stdout,
+    "unknown: API server answered 503 busy; failed, as the silent check before (4 in a row)\n",
+  );
+  const counter = parseCounter(await c.counter(), c.instance(), 0);
+  assert.deepEqual(
+    [counter.lastOutput, counter.fromStart, counter.failures, counter.blind],
+    [start, true, 4, 1],
+  );
+});
+
+Deno.test("--help, --version and plan print without any permission", async () => {
+  await using c = await cluster();
+  const bare = { flags: ["run", "--no-prompt", "--no-config"] };
+  const help = await c.run(["--help"], bare);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^log-probe /);
+  const version = await c.run(["--version"], bare);
+  assert.match(version.stdout, /^log-probe \d+\.\d+\.\d+\n$/);
+  const args = ["plan", "--window", "30s", "--failure-threshold", "3", "--period", "30s"];
+  const plan = await c.run(args, bare);
+  assert.equal(plan.code, 0);
+  const command = parseArgs(args);
+  assert.ok(command.command === "plan");
+  const { earliest, latest } = restartAfter(command.options);
+  assert.ok(
+    plan.stdout.includes(
+      `The kubelet restarts it after ${formatDuration(earliest)} to ${
+        formatDuration(latest)
+      } of silence`,
+    ),
+    plan.stdout,
+  );
+});
+/** Deterministic random numbers, so a failing timeline can be replayed. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("a 300-check timeline matches the rule check by check, each restart within plan's bounds", async () => {
+  await using c = await cluster();
+  const random = mulberry32(20261125);
+  const { earliest, latest } = restartAfter(SETTINGS);
+  // A worker that logs in bursts, with silences from seconds to three hours. Lines fall at least
+  // 3 s from a whole minute after the start, where the checks are: a probe run's clock runs on
+  // from the virtual "now" while Deno starts, and the rule's edges stay clear of that.
+  const start = c.server.now;
+  const lines: number[] = [];
+  let t = start + 10_000;
+  for (let gap = 0; t < start + 300 * 60_000; gap++) {
+    const burst = 1 + Math.floor(random() * 20);
+    for (let i = 0; i < burst; i++) {
+      t += random() * 60_000;
+      const at = Math.floor(t / 1000) * 1000;
+      const phase = (at - start) % 60_000;
+      lines.push(phase < 3000 ? at + 3000 : phase > 57_000 ? at - 3000 : at);
+    }
+    // every third silence is long: 2h to 3h, around the 2h14m to 2h15m plan predicts
+    t += gap % 3 === 1 ? 2 * 3600_000 + random() * 3600_000 : random() * 40 * 60_000;
+  }
+  lines.sort((a, b) => a - b);
+  // The model: silence counts from the newest line a check found (the kubelet finds the newest
+  // line when it lies within the limit), or from the start.
+  let lastOutput = start;
+  let fromStart = true;
+  let failures = 0;
+  const restarts: string[] = [];
+  const mismatches: string[] = [];
+  for (let check = 1; check <= 300; check++) {
+    c.server.now = start + check * 60_000;
+    const records = c.pod.containers.get("app")!;
+    while (lines.length && lines[0] <= c.server.now) {
+      records.push({ at: lines.shift()!, text: `job ${check}` });
+    }
+    const newest = records.at(-1)?.at;
+    if (newest !== undefined && newest >= c.server.now - LIMIT * 1000 && newest > lastOutput) {
+      [lastOutput, fromStart] = [newest, false];
+    }
+    const silence = (c.server.now - lastOutput) / 1000;
+    failures = silence <= LIMIT ? 0 : failures + 1;
+
+    const requests = c.server.seen.length;
+    const run = await c.run();
+    const asked = c.server.seen.slice(requests).map((seen) => seen.query.toString());
+    const got = `exit ${run.code}, asked ${asked.join(" ")}, counter ${await c.counterAt(
+      c.server.now,
+    )}`;
+    const want = `exit ${failures ? 1 : 0}, asked ${LOG_QUERY}, counter ${
+      counted(c, lastOutput, { fromStart, failures })
+    }`;
+    if (got !== want) mismatches.push(`check ${check}: got ${got}, want ${want}`);
+    if (failures === SETTINGS.failureThreshold) {
+      restarts.push(`check ${check} after ${formatDuration(silence)}`);
+      assert.ok(silence > earliest && silence <= latest, `restart after ${silence}s of silence`);
+      await c.restartContainer();
+      [lastOutput, fromStart, failures] = [c.server.now, true, 0];
+    }
+  }
+  assert.deepEqual(mismatches, []);
+  assert.ok(restarts.length >= 1, "the timeline holds at least one restart");
+  console.log(`timeline: 300 checks match the rule; restarts at ${restarts.join(", ")}`);
+});
+
+Deno.test("the token appears in no output of any probe run", async () => {
+  await using c = await cluster();
+  c.server.log(c.pod, "hi");
+  await c.run(); // alive
+  await c.run(["--output", "json"]);
+  c.server.now += (LIMIT + 60) * 1000;
+  await c.run(["--last-line"]); // silent, quoting the last line
+  await c.run(["--bogus"]); // a bad flag
+  await c.run(["doctor"]);
+  c.server.grants.clear();
+  await c.run(); // forbidden
+  await c.run(["doctor"]);
+  c.server.tokens.clear();
+  await c.run(); // unauthorized
+  await c.run(["doctor"]);
+  // And every run of the other tests in this file, when they ran first.
+  for (const each of clusters) {
+    for (const output of each.outputs) assert.ok(!output.includes(each.token));
+  }
+  assert.ok(c.outputs.length >= 18);
 });

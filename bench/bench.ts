@@ -16,7 +16,7 @@
  * @module
  */
 import os from "node:os";
-import { formatCounter, utc } from "../probe.ts";
+import { formatCounter } from "../probe.ts";
 import { KubeletPod, SA_DIR } from "../testing/kubelet.ts";
 import { BENCH_DIR, buildMeter, type Cost, measure } from "./meter.ts";
 import { CpuCgroups } from "./cgroup.ts";
@@ -121,8 +121,8 @@ async function scratch(name: string): Promise<string> {
 const OLD_LINE_AT = () => server.now - 3600_000;
 
 /**
- * The steady state of a healthy container: a counter of 0 for this instance that remembers the
- * oldest line of the log as seen (so a silent check makes one request, as it does after its first).
+ * The steady state of a healthy container: a counter of this instance with no failure, its last
+ * output the log's one old line, and a check a period ago (so a read with patterns starts there).
  */
 async function resetCounters(): Promise<void> {
   await Deno.remove(`${seedTmp}/ProbeFailedTimes`).catch(() => {});
@@ -130,14 +130,17 @@ async function resetCounters(): Promise<void> {
   const { dev, ino, birthtime } = await Deno.stat(pod.terminationLog);
   const born = birthtime === null ? "-" : birthtime.getTime().toString(36);
   const path = `${pod.emptyDir(stateVolume.name)}${stateFile.slice(stateVolume.mountPath.length)}`;
-  const seen = utc(OLD_LINE_AT());
+  const seen = OLD_LINE_AT();
   await Deno.writeTextFile(
     path,
     formatCounter({
-      silentChecks: 0,
       instance: `${dev}:${ino}:${born}`,
       lastOutput: seen,
+      fromStart: false,
+      seenUntil: server.now - 60_000,
       failures: 0,
+      blind: 0,
+      unreadable: false,
     }),
   );
 }

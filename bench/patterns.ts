@@ -1,8 +1,8 @@
 /**
  * `deno task bench-patterns`: the peak RSS and wall time of a check with --match/--ignore as
  * --limit-bytes and the log grow, next to a check without patterns. A check streams its answer
- * and keeps only the newest line that counts, so its memory must not follow --limit-bytes: the
- * target is a peak within 8 MiB of a normal check at any --limit-bytes.
+ * and keeps only the newest line that counts, page after page, so its memory must follow neither
+ * --limit-bytes nor the pages: the target is a peak within 8 MiB of a normal check.
  *
  * Runs the real probe as a subprocess with the pod's Deno flags against the stand-in API server
  * (testing/cluster.ts), under `/usr/bin/time -f %M`. Writes bench/patterns.json.
@@ -79,6 +79,12 @@ try {
     await row("--ignore, newest line counts", limit, logBytes, args);
     fill(Math.min(limit, 32 * 1024 * 1024));
     await row("--ignore, nothing counts", limit, logBytes, args);
+  }
+  // Pages: everything written since the last read, at most --limit-bytes a request.
+  for (const pages of [16, 48]) {
+    const logBytes = fill(pages * 1024 * 1024, "processed job 1");
+    const args = ["--ignore", "^DEBUG", "--timeout", "60s"];
+    await row(`--ignore, ${pages} pages of 1 MiB`, 1024 * 1024, logBytes, args);
   }
   const normal = median(rows[0].rssMiB);
   const worst = Math.max(...rows.slice(2).map((r) => median(r.rssMiB)));

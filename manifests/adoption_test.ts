@@ -9,8 +9,10 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
+import { ERROR_CADENCE, formatDuration, limitOf } from "../probe.ts";
 import { commandOutput } from "../testing/cluster.ts";
 import {
+  assertSaidAfter,
   canSandbox,
   hasKubectl,
   KubeletPod,
@@ -66,15 +68,15 @@ Deno.test({
       if (!added.includes(key)) assert.deepEqual(app[key], was[key], key);
     }
     // What it adds, beside what was there.
-    assert.deepEqual(app.env.map((e: Manifest) => e.name), ["POD_NAME", "DENO_DIR", "LOG_FORMAT"]);
+    assert.deepEqual(app.env.map((e: Manifest) => e.name), ["LOG_PROBE_POD_NAME", "LOG_FORMAT"]);
     assert.deepEqual(byName(app.env).LOG_FORMAT, byName(was.env).LOG_FORMAT);
     assert.deepEqual(
       app.volumeMounts.map((m: Manifest) => m.name).sort(),
-      ["deno", "log-probe", "log-probe-state", "scratch"],
+      ["log-probe-deno", "log-probe-release", "log-probe-state", "scratch"],
     );
-    assert.equal(app.terminationMessagePath, "/termination-log");
+    assert.equal(app.terminationMessagePath, "/opt/log-probe/termination-log");
     // The pod: one init container and three volumes more, the rest as written.
-    assert.deepEqual(after.initContainers.map((c: Manifest) => c.name), ["install-deno"]);
+    assert.deepEqual(after.initContainers.map((c: Manifest) => c.name), ["log-probe-install-deno"]);
     assert.deepEqual(byName(after.volumes).scratch, byName(before.volumes).scratch);
     assert.equal(after.volumes.length, before.volumes.length + 3);
     for (const key of ["securityContext", "serviceAccountName"]) {
@@ -107,7 +109,7 @@ Deno.test({
       }
     }
     // install-deno keeps a read-only root; the app's own choice is its owners'.
-    const readOnlyRoot = (c: Manifest) => c.name === "install-deno";
+    const readOnlyRoot = (c: Manifest) => c.name === "log-probe-install-deno";
     assert.deepEqual(restrictedViolations(spec, { readOnlyRoot }), []);
     // The pod sets no runAsUser or runAsNonRoot: install-deno brings its own.
     assert.equal(spec.securityContext.runAsNonRoot, undefined);
@@ -117,9 +119,11 @@ Deno.test({
     const without = structuredClone(spec);
     delete without.initContainers[0].securityContext.runAsNonRoot;
     delete without.initContainers[0].resources.limits.cpu;
-    assert.deepEqual(restrictedViolations(without), ["container install-deno: may run as root"]);
+    assert.deepEqual(restrictedViolations(without), [
+      "container log-probe-install-deno: may run as root",
+    ]);
     assert.deepEqual(quotaViolations(without, quota), [
-      "container install-deno: must specify limits.cpu",
+      "container log-probe-install-deno: must specify limits.cpu",
     ]);
   },
 });
@@ -165,7 +169,7 @@ Deno.test({
     const release = only(await render("."), "ConfigMap").metadata.name;
     for (const deployment of manifests.filter((m) => m.kind === "Deployment")) {
       const volumes = deployment.spec.template.spec.volumes;
-      assert.equal(byName(volumes)["log-probe"].configMap.name, release);
+      assert.equal(byName(volumes)["log-probe-release"].configMap.name, release);
     }
     // Applied one after the other (kubectl apply keys objects by kind, namespace and name):
     // the second workload's objects replace none of the first's.
@@ -185,21 +189,40 @@ Deno.test({
     const pod = await KubeletPod.create(WORKLOAD, { container: "syncer" });
     try {
       assert.equal(pod.namespace, "billing");
-      pod.log("synced 12 invoices");
-      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(alive.stderr, "", "no permission prompt, denial or warning");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
-      assert.equal(alive.code, 0);
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      // The app's one line a second after its start; past the limit, only the sidecar speaks.
+      pod.log("synced 12 invoices", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
+      pod.log("upstream connect error", pod.server.now - 1000, "istio-proxy");
+      const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(silent.stderr, "", "no permission prompt, denial or warning");
+      assert.equal(silent.code, 1);
+      assertSaidAfter(
+        silent.stdout,
+        limit + 1,
+        plan.timeout,
+        (s) =>
+          `silent: no output for ${formatDuration(s)}, over the ${
+            formatDuration(limit)
+          } limit (1 failure in a row; the kubelet restarts at ${plan.failureThreshold})\n`,
+      );
       const asked = pod.server.seen.filter((s) => s.path.endsWith("/log")).at(-1)!;
       assert.equal(asked.path, `/api/v1/namespaces/billing/pods/${pod.podName}/log`);
       assert.equal(asked.query.get("container"), "syncer");
-      pod.server.now += 61_000;
-      pod.log("upstream connect error", pod.server.now - 1000, "istio-proxy");
-      const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(silent.code, 1);
-      assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check in a row/);
+      // The app speaks again; the kubelet's next check comes a period later.
+      pod.log("synced 3 invoices");
+      pod.server.now += plan.period * 1000;
+      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assertSaidAfter(
+        alive.stdout,
+        plan.period,
+        plan.timeout,
+        (s) => `alive: output ${formatDuration(s)} ago\n`,
+      );
+      assert.equal(alive.code, 0);
       // The probe ran as the app's own user, on the copy install-deno made as its own.
-      const owner = await commandOutput("ls", ["-ln", pod.emptyDir("deno")]);
+      const owner = await commandOutput("ls", ["-ln", pod.emptyDir("log-probe-deno")]);
       assert.match(owner, / 65532 65532 .* deno\n/);
       for (const output of pod.outputs) assert.ok(!output.includes(pod.token), "token printed");
     } finally {
@@ -210,7 +233,7 @@ Deno.test({
 
 Deno.test({
   name:
-    `a foreign Deployment's misconfigured probe fails almost every period and never restarts the container: no RoleBinding, no --container, no token${NO_SANDBOX}`,
+    `a foreign Deployment's misconfigured probe fails one check in three and never restarts the container: no RoleBinding, no --container, no token${NO_SANDBOX}`,
   ignore: !canSandbox || !hasKubectl,
   async fn() {
     const pod = await KubeletPod.create(WORKLOAD, { container: "syncer" });
@@ -239,26 +262,26 @@ Deno.test({
         if (what === "no RoleBinding") pod.server.grants.delete(grant);
         else pod.server.grants.add(grant);
         const checks = 3 * failureThreshold;
-        let failures = 0;
+        const codes: number[] = [];
         let inARow = 0;
         for (let check = 0; check < checks; check++) {
           pod.log("synced 12 invoices"); // output every period: only the misconfiguration can fail
           const run = await pod.exec(argv, { virtualClock: true, mounts });
           assert.match(run.stdout, /^error: /, `${what}: ${run.stdout}`);
           assert.match(run.stdout, cause, what);
+          codes.push(run.code);
           inARow = run.code === 0 ? 0 : inARow + 1;
-          if (run.code !== 0) failures++;
           assert.ok(
             inARow < failureThreshold,
             `${what}: check ${check + 1} restarts the container`,
           );
           pod.server.now += periodSeconds * 1000;
         }
-        // Loud: an event in all but one period of each threshold's worth.
-        assert.ok(
-          failures >= checks - Math.ceil(checks / failureThreshold),
-          `${what}: ${failures}`,
-        );
+        // Loud: exit 2, an event, once in every ERROR_CADENCE checks in a row; never two failures.
+        for (let i = 0; i + ERROR_CADENCE <= checks; i++) {
+          const failed = codes.slice(i, i + ERROR_CADENCE).filter((code) => code !== 0);
+          assert.deepEqual(failed, [2], `${what}: checks ${i + 1} to ${i + ERROR_CADENCE}`);
+        }
       }
     } finally {
       await pod.close();
@@ -275,7 +298,7 @@ Deno.test("each workload's log-probe.yaml is container.yaml with the two names o
   for (const [dir, deployment, container, before] of copies) {
     const copy = await Deno.readTextFile(`${ROOT}${FIXTURES}/${dir}/log-probe.yaml`);
     const expected = original
-      .replace("  name: worker # ① your Deployment", `  name: ${deployment} # ① your Deployment`)
+      .replace("  name: worker # ① your workload", `  name: ${deployment} # ① your workload`)
       .replace(
         "        - name: worker # ② your container",
         [

@@ -6,10 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
-import { LINEAR_REGEXP_FLAG, type PlanOptions, simulate } from "../probe.ts";
+import {
+  formatDuration,
+  limitOf,
+  LINEAR_REGEXP_FLAG,
+  type PlanOptions,
+  restartAfter,
+} from "../probe.ts";
 import { compileArgs, compileProbe } from "../testing/compile.ts";
 import { commandOutput } from "../testing/cluster.ts";
 import {
+  assertSaidAfter,
   canSandbox,
   hasKubectl,
   KubeletPod,
@@ -117,7 +124,7 @@ Deno.test({
       assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: account }], dir);
     }
     for (const file of ["pod.yaml", "container.yaml", "plain-patch.yaml"]) {
-      const patch = await Deno.readTextFile(`${ROOT}components/log-probe/${file}`);
+      const patch = await Deno.readTextFile(`${ROOT}${COMPONENT}/${file}`);
       assert.ok(!patch.includes("serviceAccountName:"), `${file} leaves the account alone`);
     }
   },
@@ -147,9 +154,9 @@ Deno.test({
     }
     const permissions = flags.filter((flag) => flag.startsWith("--allow-"));
     assert.deepEqual(permissions, [
-      "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/termination-log,/var/lib/log-probe",
+      "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount,/opt/log-probe/termination-log,/var/lib/log-probe",
       "--allow-write=/var/lib/log-probe",
-      "--allow-env=POD_NAME,NO_PROXY",
+      "--allow-env=LOG_PROBE_POD_NAME,NO_PROXY",
       "--allow-net=kubernetes.default.svc",
     ]);
     const mount = worker.volumeMounts.find((m: Manifest) =>
@@ -172,18 +179,21 @@ Deno.test({
       10,
       15,
     ]);
-    // What the app's environment gains, each for a reason given in container.yaml.
-    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["POD_NAME", "DENO_DIR"]);
-    assert.deepEqual(worker.env.find((e: Manifest) => e.name === "POD_NAME").valueFrom, {
+    // What the app's environment gains, for a reason given in container.yaml: no DENO_DIR.
+    assert.deepEqual(worker.env.map((e: Manifest) => e.name), ["LOG_PROBE_POD_NAME"]);
+    assert.deepEqual(worker.env.find((e: Manifest) => e.name === "LOG_PROBE_POD_NAME").valueFrom, {
       fieldRef: { fieldPath: "metadata.name" },
     });
     // Deno through the loader the init container copied: nothing from the app's image.
     const init = deployment.spec.template.spec.initContainers[0];
-    const deno = init.volumeMounts.find((m: Manifest) => m.name === "deno").mountPath;
-    assert.deepEqual(command.slice(0, 5), [
-      `${deno}/ld.so`,
-      "--library-path",
-      deno,
+    const deno = init.volumeMounts.find((m: Manifest) => m.name === "log-probe-deno").mountPath;
+    const loader = [`${deno}/ld.so`, "--library-path", deno];
+    // env(1), also copied, gives Deno a writable cache for the probe alone.
+    assert.deepEqual(command.slice(0, 10), [
+      ...loader,
+      `${deno}/env`,
+      "DENO_DIR=/var/lib/log-probe/deno",
+      ...loader,
       `${deno}/deno`,
       "run",
     ]);
@@ -237,8 +247,8 @@ Deno.test({
     assert.equal(restrictedViolations(broken).length, 2, "the pod's runAsNonRoot stands in");
     broken.securityContext = {};
     assert.ok(
-      restrictedViolations(broken).includes("container install-deno: may run as root"),
-      "install-deno needs its own runAsNonRoot where the pod sets none",
+      restrictedViolations(broken).includes("container log-probe-install-deno: may run as root"),
+      "log-probe-install-deno needs its own runAsNonRoot where the pod sets none",
     );
   },
 });
@@ -289,6 +299,9 @@ Deno.test(
     const pod = (await readYaml(`${COMPONENT}/pod.yaml`)).spec.template.spec;
     const container = (await readYaml(`${COMPONENT}/container.yaml`)).spec.template.spec;
     const plain = (await readYaml(`${COMPONENT}/plain-patch.yaml`)).spec.template.spec;
+    // kubectl patch cannot replace a probe that may be missing: the header drops it first.
+    assert.equal(container.containers[0].livenessProbe.$patch, "replace");
+    delete container.containers[0].livenessProbe.$patch;
     assert.deepEqual(plain, { ...container, ...pod });
   },
 );
@@ -370,10 +383,14 @@ Deno.test({
 
 Deno.test({
   name:
-    `kubectl patch with plain-patch.yaml adds what the component adds, and keeps the containers in place${NO_KUBECTL}`,
+    `kubectl patch as plain-patch.yaml says replaces the container's own liveness probe, adds what the component adds, and keeps the containers in place${NO_KUBECTL}`,
   ignore: !hasKubectl,
   async fn() {
     const rendered = only(await render("examples/deployment"), "Deployment").spec.template.spec;
+    const plain = await Deno.readTextFile(`${ROOT}${COMPONENT}/plain-patch.yaml`);
+    // The header's two patch commands, run locally on the container named worker.
+    const [, nullProbe] = /--type strategic -p '([^']*)'/.exec(plain)!;
+    assert.match(plain, /--type strategic --patch-file plain-patch.yaml\n/);
     const dir = await Deno.makeTempDir({ prefix: "log-probe-patch-" });
     try {
       const worker = (await Deno.readTextFile(`${ROOT}examples/deployment/worker.yaml`))
@@ -382,27 +399,49 @@ Deno.test({
           "      containers:\n",
           "      containers:\n        - { name: istio-proxy, image: proxy }\n",
         );
-      await Deno.writeTextFile(`${dir}/worker.yaml`, worker);
-      const output = await commandOutput("kubectl", [
-        "patch",
-        "--local",
-        "-f",
-        `${dir}/worker.yaml`,
-        "--type",
-        "strategic",
-        "--patch-file",
-        `${ROOT}${COMPONENT}/plain-patch.yaml`,
-        "-o",
-        "yaml",
-      ]);
-      const patched = parseYaml(output).spec.template.spec;
-      assert.deepEqual(patched.containers.map((c: Manifest) => c.name), ["istio-proxy", "worker"]);
-      assert.deepEqual(patched.containers[0], { name: "istio-proxy", image: "proxy" });
-      assert.deepEqual(patched.containers[1], rendered.containers[0]);
-      assert.deepEqual(patched.initContainers, rendered.initContainers);
-      const byName = (volumes: Manifest[]) =>
-        Object.fromEntries(volumes.map((v: Manifest) => [v.name, v]));
-      assert.deepEqual(byName(patched.volumes), byName(rendered.volumes));
+      const own = "          livenessProbe: { httpGet: { path: /healthz, port: 8080 } }\n";
+      const withProbe = worker.replace("          resources:\n", `${own}          resources:\n`);
+      assert.notEqual(withProbe, worker);
+      for (const [what, manifest] of [["no probe", worker], ["an httpGet probe", withProbe]]) {
+        await Deno.writeTextFile(`${dir}/worker.yaml`, manifest);
+        const dropped = await commandOutput("kubectl", [
+          "patch",
+          "--local",
+          "-f",
+          `${dir}/worker.yaml`,
+          "--type",
+          "strategic",
+          "-p",
+          nullProbe.replace("<container>", "worker"),
+          "-o",
+          "yaml",
+        ]);
+        await Deno.writeTextFile(`${dir}/dropped.yaml`, dropped);
+        const output = await commandOutput("kubectl", [
+          "patch",
+          "--local",
+          "-f",
+          `${dir}/dropped.yaml`,
+          "--type",
+          "strategic",
+          "--patch-file",
+          `${ROOT}${COMPONENT}/plain-patch.yaml`,
+          "-o",
+          "yaml",
+        ]);
+        const patched = parseYaml(output).spec.template.spec;
+        assert.deepEqual(
+          patched.containers.map((c: Manifest) => c.name),
+          ["istio-proxy", "worker"],
+          what,
+        );
+        assert.deepEqual(patched.containers[0], { name: "istio-proxy", image: "proxy" }, what);
+        assert.deepEqual(patched.containers[1], rendered.containers[0], what);
+        assert.deepEqual(patched.initContainers, rendered.initContainers, what);
+        const byName = (volumes: Manifest[]) =>
+          Object.fromEntries(volumes.map((v: Manifest) => [v.name, v]));
+        assert.deepEqual(byName(patched.volumes), byName(rendered.volumes), what);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -411,6 +450,19 @@ Deno.test({
 
 // ---------------------------------------------------------------------------
 // The rendered probe command, run as the kubelet runs it
+
+/** The line of the first failing check, `silence` seconds after the last output. */
+function firstFailure(plan: PlanOptions): (silence: number) => string {
+  return (silence) =>
+    `silent: no output for ${formatDuration(silence)}, over the ${
+      formatDuration(limitOf(plan))
+    } limit (1 failure in a row; the kubelet restarts at ${plan.failureThreshold})\n`;
+}
+
+/** The line of a passing check, `silence` seconds after the last output, with its notes. */
+function alive(silence: number, notes = ""): string {
+  return `alive: output ${formatDuration(silence)} ago${notes}\n`;
+}
 
 async function withSandbox(
   overlay: string,
@@ -440,10 +492,13 @@ Deno.test({
   async fn() {
     await withSandbox("examples/quick", async (pod) => {
       const probe = pod.container.livenessProbe;
+      const plan = pod.plan;
+      const { limit, earliest, latest } = restartAfter(plan);
       const start = pod.server.now;
-      // The worker prints ten jobs, three seconds apart, then hangs.
-      for (let i = 1; i <= 10; i++) pod.log(`processed job ${i}`, start + i * 3000);
-      const lastLine = 30;
+      // The worker prints ten jobs, three seconds apart, then hangs; the kubelet's checks come
+      // at a phase of their own, half a second off the lines (so that none falls on the limit).
+      for (let i = 1; i <= 10; i++) pod.log(`processed job ${i}`, start + i * 3000 - 500);
+      const lastLine = 29.5;
       const verdicts: string[] = [];
       let failures = 0;
       let restartAt = 0;
@@ -459,41 +514,43 @@ Deno.test({
       assert.equal(verdicts[0], "alive");
       assert.equal(verdicts.at(-1), "silent");
       assert.ok(!verdicts.some((v) => v === "error" || v === "unknown"), verdicts.join(" "));
-      const plan: PlanOptions = {
-        window: 10,
-        growth: "triangular",
-        period: probe.periodSeconds,
-        failureThreshold: probe.failureThreshold,
-      };
-      const phase = Math.ceil(lastLine / probe.periodSeconds) * probe.periodSeconds - lastLine ||
-        probe.periodSeconds;
-      assert.equal(restartAt - lastLine, simulate(plan, phase).restartAfter);
-      // The restarted container starts with a fresh counter, though the emptyDir kept it.
+      const silence = restartAt - lastLine;
+      assert.ok(
+        silence > earliest && silence <= latest,
+        `${silence}s, plan: (${earliest}, ${latest}]`,
+      );
+      // The counter: the last line, where the last read ended and when it counted, the failures.
+      const stamp = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z";
       const state = await Deno.readTextFile(
         `${pod.emptyDir("log-probe-state")}/state.${pod.container.name}`,
       );
       assert.match(
         state,
         new RegExp(
-          `^3 \\d+:\\d+:[0-9a-z]+ ${
+          `^log-probe/4 \\d+:\\d+:[-0-9a-z]+ ${
             new Date(start + lastLine * 1000).toISOString()
-          } 3 - \\S+ 2 0\n$`,
+          } ${stamp} ${stamp} ${probe.failureThreshold} 0 0\n$`,
         ),
       );
+      // The restarted container starts with a fresh counter, though the emptyDir kept it: its
+      // first silence past the limit is the first failure in a row, not the old counter's fourth.
       await pod.restart();
-      pod.log("processed job 1", pod.server.now);
-      const fresh = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(fresh.code, 0);
-      assert.equal(
-        fresh.stdout,
-        "alive: output in the last 10s; counter of a previous container instance discarded\n",
-      );
-      pod.server.now += 11_000;
-      const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(
-        silent.stdout,
-        "silent: no output in the last 10s (1 silent check in a row; next window 30s); last output 11s ago\n",
-      );
+      const firstLine = pod.server.now + 1000;
+      pod.log("processed job 1", firstLine);
+      for (let k = 0;; k++) {
+        const silence = 1 + k * probe.periodSeconds;
+        pod.server.now = firstLine + silence * 1000;
+        const run = await pod.exec(pod.probeCommand, { virtualClock: true });
+        if (silence <= limit) {
+          const discarded = k === 0 ? "; counter of a previous container instance discarded" : "";
+          assert.equal(run.code, 0, run.stdout);
+          assertSaidAfter(run.stdout, silence, plan.timeout, (s) => alive(s, discarded));
+          continue;
+        }
+        assert.equal(run.code, 1);
+        assertSaidAfter(run.stdout, silence, plan.timeout, firstFailure(plan));
+        break;
+      }
     });
   },
 });
@@ -504,13 +561,14 @@ Deno.test({
   async fn() {
     await withSandbox("examples/deployment", async (pod) => {
       const command = pod.probeCommand;
-      pod.log("processed job 1", pod.server.now - 61_000); // a silent check: reads and writes
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      // A silent check (it reads the log, and writes a counter): one line, a second after the start.
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
       const full = await pod.exec(pod.probeCommand, { virtualClock: true });
       assert.equal(full.stderr, "");
-      assert.equal(
-        full.stdout,
-        "silent: no output in the last 60s (1 silent check in a row; next window 180s); last output 1m1s ago\n",
-      );
+      assertSaidAfter(full.stdout, limit + 1, plan.timeout, firstFailure(plan));
       assert.equal(full.code, 1);
       const reduced: Array<[string, string[]]> = [];
       for (const [i, flag] of command.entries()) {
@@ -549,7 +607,7 @@ Deno.test({
         ".map((e) => e.name).sort().join(' '))";
       const run = await pod.exec([...deno, "eval", list]);
       assert.equal(run.stderr, "");
-      assert.equal(run.stdout, "/ dev etc opt proc termination-log var\n/etc hosts\n");
+      assert.equal(run.stdout, "/ dev etc opt proc var\n/etc hosts\n");
     });
   },
 });
@@ -612,15 +670,17 @@ function mebibytes(quantity: string): number {
 
 Deno.test({
   name:
-    `the copy install-deno makes fits the deno emptyDir's sizeLimit with 20 % to spare${NO_SANDBOX}`,
+    `the copy log-probe-install-deno makes fits its emptyDir's sizeLimit with 20 % to spare, and its ephemeral-storage request${NO_SANDBOX}`,
   ignore: !canSandbox || !hasKubectl,
   async fn() {
     await withSandbox("examples/deployment", async (pod) => {
       const spec = pod.deployment.spec.template.spec;
       const limit = mebibytes(
-        spec.volumes.find((v: Manifest) => v.name === "deno").emptyDir.sizeLimit,
+        spec.volumes.find((v: Manifest) => v.name === "log-probe-deno").emptyDir.sizeLimit,
       );
-      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("deno")])).split("\t");
+      const [kib] = (await commandOutput("du", ["-sk", pod.emptyDir("log-probe-deno")])).split(
+        "\t",
+      );
       const copy = Number(kib) / 1024;
       console.log(
         `the copy: ${copy.toFixed(1)} MiB of ${limit} MiB (${(100 * copy / limit).toFixed(0)} %)`,
@@ -630,8 +690,10 @@ Deno.test({
         copy <= 0.8 * limit,
         `${copy.toFixed(1)} MiB: raise sizeLimit in ${COMPONENT}/pod.yaml`,
       );
-      const init = spec.initContainers.find((c: Manifest) => c.name === "install-deno");
-      assert.equal(mebibytes(init.resources.requests["ephemeral-storage"]), limit);
+      const init = spec.initContainers.find((c: Manifest) => c.name === "log-probe-install-deno");
+      // The request covers the copy and stays under a LimitRange's default limit of 100Mi.
+      const request = mebibytes(init.resources.requests["ephemeral-storage"]);
+      assert.ok(copy <= request && request <= 100, `${copy.toFixed(1)} MiB, request ${request}Mi`);
     });
   },
 });
@@ -644,22 +706,29 @@ Deno.test({
     await withSandbox("examples/automount-off", async (pod) => {
       assert.equal(pod.deployment.spec.template.spec.automountServiceAccountToken, false);
       const noDefault = await pod.exec([
-        "/opt/deno/ld.so",
+        "/opt/log-probe/deno/ld.so",
         "--library-path",
-        "/opt/deno",
-        "/opt/deno/deno",
+        "/opt/log-probe/deno",
+        "/opt/log-probe/deno/deno",
         "eval",
         `console.log(Deno.statSync("/var/run/secrets/kubernetes.io/serviceaccount").isDirectory)`,
       ]);
       assert.match(noDefault.stderr, /NotFound/, "no token at the usual path");
-      pod.log("processed job 1");
-      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(alive.stderr, "");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
-      pod.server.now += 61_000;
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      // One line a second after the start, then silence past the limit: the first failure.
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
       const silent = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(silent.stderr, "");
       assert.equal(silent.code, 1);
-      assert.match(silent.stdout, /^silent: no output in the last 60s/);
+      assertSaidAfter(silent.stdout, limit + 1, plan.timeout, firstFailure(plan));
+      // A line, and the kubelet's next check a period later: alive.
+      pod.log("processed job 2");
+      pod.server.now += plan.period * 1000;
+      const passed = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(passed.code, 0);
+      assertSaidAfter(passed.stdout, plan.period, plan.timeout, alive);
     });
   },
 });
@@ -674,7 +743,7 @@ Deno.test({
       const spec = pod.deployment.spec.template.spec;
       assert.equal(spec.initContainers, undefined);
       assert.deepEqual(spec.containers, base.containers);
-      const deno = spec.volumes.find((v: Manifest) => v.name === "deno");
+      const deno = spec.volumes.find((v: Manifest) => v.name === "log-probe-deno");
       assert.deepEqual(Object.keys(deno).sort(), ["image", "name"]);
       // What the Dockerfile puts at the image's root: install-deno.sh's copy.
       const dockerfile = await Deno.readTextFile(`${ROOT}examples/image-volume/Dockerfile`);
@@ -685,12 +754,15 @@ Deno.test({
         `PATH=${denoDir}:/usr/bin:/bin`,
         "sh",
         `${ROOT}manifests/install-deno.sh`,
-        pod.emptyDir("deno"),
+        pod.emptyDir("log-probe-deno"),
       ]);
-      pod.log("processed job 1");
-      const alive = await pod.exec(pod.probeCommand, { virtualClock: true });
-      assert.equal(alive.stderr, "");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
+      const plan = pod.plan;
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + plan.period) * 1000;
+      const passed = await pod.exec(pod.probeCommand, { virtualClock: true });
+      assert.equal(passed.stderr, "");
+      assert.equal(passed.code, 0);
+      assertSaidAfter(passed.stdout, plan.period, plan.timeout, alive);
     });
   },
 });
@@ -707,15 +779,24 @@ Deno.test({
     await withSandbox("examples/compiled", async (pod) => {
       const command: string[] = pod.container.livenessProbe.exec.command;
       assert.equal(command[0], "/usr/local/bin/log-probe");
-      const bin = [`${COMPILED_DIR} /usr/local/bin ro`];
-      pod.log("processed job 1", pod.server.now);
-      const alive = await pod.exec(command, { mounts: bin, image: "host" });
-      assert.equal(alive.stderr, "");
-      assert.equal(alive.stdout, "alive: output in the last 60s\n");
-      pod.server.now += 61_000;
-      const silent = await pod.exec(command, { mounts: bin, image: "host" });
+      const run = {
+        mounts: [`${COMPILED_DIR} /usr/local/bin ro`],
+        image: "host" as const,
+        virtualClock: true,
+      };
+      const plan = pod.plan;
+      const limit = limitOf(plan);
+      pod.log("processed job 1", pod.server.now + 1000);
+      pod.server.now += (1 + limit + 1) * 1000;
+      const silent = await pod.exec(command, run);
+      assert.equal(silent.stderr, "");
       assert.equal(silent.code, 1);
-      assert.match(silent.stdout, /^silent: no output in the last 60s \(1 silent check/);
+      assertSaidAfter(silent.stdout, limit + 1, plan.timeout, firstFailure(plan));
+      pod.log("processed job 2");
+      pod.server.now += plan.period * 1000;
+      const passed = await pod.exec(command, run);
+      assert.equal(passed.code, 0);
+      assertSaidAfter(passed.stdout, plan.period, plan.timeout, alive);
     });
   },
 });

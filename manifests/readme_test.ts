@@ -103,7 +103,7 @@ Deno.test({
     try {
       // doctor is the probe with its own subcommand: the same Deno flags and probe flags.
       const probe = pod.probeCommand;
-      const script = probe.indexOf("/opt/log-probe/probe.ts");
+      const script = probe.indexOf("/opt/log-probe/release/probe.ts");
       assert.deepEqual(argv.slice(0, script + 1), probe.slice(0, script + 1));
       assert.deepEqual(argv.slice(script + 2), probe.slice(script + 1));
       assert.equal(argv[script + 1], "doctor");
@@ -155,13 +155,122 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
     const uninstall = commands("Uninstall");
-    const binding = only(workload, "RoleBinding").metadata.name;
-    assert.ok(
-      uninstall.some((c) => c.join(" ") === `kubectl delete -n shop rolebinding ${binding}`),
+    // The workload's binding, by label from its own kustomization: whatever its name became.
+    const selector = "app.kubernetes.io/name=log-probe";
+    assert.deepEqual(uninstall[0], [
+      "kubectl",
+      "delete",
+      "-n",
+      "shop",
+      "-k",
+      "my-worker",
+      "-l",
+      selector,
+    ]);
+    const [key, wanted] = selector.split("=");
+    assert.deepEqual(
+      workload.filter((m) => m.metadata.labels?.[key] === wanted).map((m) => m.kind),
+      ["RoleBinding"],
+      "the label selects the binding and nothing else of the workload's",
     );
     const byLabel = uninstall.find((c) => c.includes("-l"))!;
     const [label, value] = byLabel[byLabel.indexOf("-l") + 1].split("=");
     assert.equal(release.metadata.labels[label], value, "old releases carry the label too");
     assert.ok(uninstall.some((c) => c.join(" ") === "kubectl delete -n shop -k log-probe"));
+  },
+});
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading: string): string {
+  return heading.toLowerCase().replace(/[^a-z0-9 -]/g, "").replaceAll(" ", "-");
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(`${ROOT}${path}`).then(() => true, () => false);
+}
+
+Deno.test("every file, folder, anchor and deno task the README names exists in this checkout", async () => {
+  const anchors = [...README.matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1]));
+  const missing: string[] = [];
+  for (const [, target] of README.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^https?:/.test(target)) continue;
+    const [path, anchor] = target.split("#");
+    if (path && !(await exists(path))) missing.push(target);
+    if (!path && !anchors.includes(anchor)) missing.push(target);
+  }
+  // Paths in prose and commands, `log-probe/` being the reader's checkout of this repository.
+  const paths = README.matchAll(
+    /(?:^|[\s`(])(?:\.\/)?(?:log-probe\/)?((?:components|examples|manifests|helm|docs|bench|testing|tools)\/[\w./-]*\w)/gm,
+  );
+  let checked = 0;
+  for (const [, path] of paths) {
+    if (!(await exists(path))) missing.push(path);
+    checked++;
+  }
+  assert.ok(checked > 20, `${checked} paths: the pattern still finds them`);
+  const tasks = Object.keys(JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks);
+  for (const [, task] of README.matchAll(/deno task (\w+)/g)) {
+    if (!tasks.includes(task)) missing.push(`deno task ${task}`);
+  }
+  assert.deepEqual(missing, []);
+});
+
+Deno.test("every git tag or commit the README pins exists in this clone", async () => {
+  const git = async (...args: string[]) => {
+    const output = await new Deno.Command("env", { args: ["git", "-C", ROOT, ...args] }).output();
+    return { ok: output.success, text: new TextDecoder().decode(output.stdout).trim() };
+  };
+  const refs = [...README.matchAll(/\?ref=([^\s`)]+)/g)].map((m) => m[1]);
+  assert.ok(refs.length > 0, "the README shows how to pin a remote component");
+  // "the tag v1.2.3", "tag `v1.2.3`": this repository's tags, not other projects' versions.
+  const tags = [...README.matchAll(/\btag `?(v\d+\.\d+\.\d+)/g)].map((m) => m[1]);
+  const pinned = [...refs.filter((ref) => !/^<.*>$/.test(ref)), ...tags];
+  for (const ref of pinned) {
+    assert.ok((await git("rev-parse", "--verify", "--quiet", `${ref}^{commit}`)).ok, ref);
+  }
+  // No tag marks a release yet: the README pins commits and names the release by VERSION.
+  const version = (await Deno.readTextFile(`${ROOT}VERSION`)).trim();
+  assert.ok(README.includes(`names the release, ${version}`), "the README names VERSION's release");
+});
+
+Deno.test({
+  name:
+    `the README's table of what log-probe adds names every volume, container, mount, variable and path it adds${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const table = section("Install").split("### What it adds to your pod")[1].split("\n### ")[0];
+    const spec = only(await render("examples/deployment"), "Deployment").spec.template.spec;
+    const worker = spec.containers[0];
+    const names = [
+      ...spec.volumes.map((v: { name: string }) => v.name),
+      ...spec.initContainers.map((c: { name: string }) => c.name),
+      ...worker.volumeMounts.map((m: { mountPath: string }) => m.mountPath),
+      ...worker.env.map((e: { name: string }) => e.name),
+      worker.terminationMessagePath,
+      ...worker.livenessProbe.exec.command.filter((arg: string) => /^[A-Z_]+=/.test(arg)),
+    ];
+    for (const name of names) assert.ok(table.includes(`\`${name}`), name);
+  },
+});
+
+Deno.test({
+  name:
+    `the release's ConfigMap carries the Argo CD and Flux annotations the README's GitOps section names${NO_KUBECTL}`,
+  ignore: !hasKubectl,
+  async fn() {
+    const annotations = only(await render("."), "ConfigMap").metadata.annotations;
+    const named = [
+      ...section("GitOps (Argo CD and Flux)").matchAll(/`([\w.-]+\/[\w-]+): ([\w=-]+)`/g),
+    ]
+      .map(([, key, value]) => [key, value]);
+    assert.deepEqual(
+      named.map(([key]) => key).sort(),
+      [
+        "argocd.argoproj.io/compare-options",
+        "argocd.argoproj.io/sync-options",
+        "kustomize.toolkit.fluxcd.io/prune",
+      ],
+    );
+    for (const [key, value] of named) assert.equal(annotations[key], value, key);
   },
 });

@@ -14,7 +14,16 @@ export interface LogRecord {
   at: number;
   /** The line without its newline; bytes for output that is not valid UTF-8. */
   text: string | Uint8Array;
+  /**
+   * A record without its newline: a CRI partial (`P`) record of a line over 16 KiB, or, last in
+   * the file, a record the runtime has not finished writing (ReadLogs writes it as it is).
+   */
   partial?: boolean;
+  /**
+   * The zone offset the runtime stamped the record with (`+01:00`), where it wrote one: the
+   * kubelet re-formats the parsed time and keeps its offset (containerd writes `Z`).
+   */
+  offset?: string;
 }
 
 /** A pod with its containers' current log files. */
@@ -144,8 +153,13 @@ export function rfc3339Nano(ms: number): string {
  * `pkg/logs/logs.go`, `timeFormatOut`), always nine digits of fraction, so the
  * prefix is 31 bytes in UTC. Seen against the real ReadLogs (testing/e2e-recorded.md).
  */
-export function kubeletTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/Z$/, "000000Z");
+export function kubeletTimestamp(ms: number, offset?: string): string {
+  if (offset === undefined || offset === "Z") {
+    return new Date(ms).toISOString().replace(/Z$/, "000000Z");
+  }
+  const [, sign, hours, minutes] = offset.match(/^([+-])(\d\d):(\d\d)$/)!;
+  const shift = (sign === "-" ? -1 : 1) * (Number(hours) * 60 + Number(minutes)) * 60_000;
+  return new Date(ms + shift).toISOString().replace(/Z$/, `000000${offset}`);
 }
 
 function status(code: number, reason: string, message: string): Override {
@@ -199,7 +213,7 @@ export function readLogs(
     const prefixed = startOfLine;
     startOfLine = !record.partial;
     if (record.at < since) continue;
-    const prefix = timestamps && prefixed ? `${kubeletTimestamp(record.at)} ` : "";
+    const prefix = timestamps && prefixed ? `${kubeletTimestamp(record.at, record.offset)} ` : "";
     const newline = record.partial ? "" : "\n";
     const piece = typeof record.text === "string"
       ? encoder.encode(prefix + record.text + newline)
@@ -246,7 +260,8 @@ export class FakeApiServer {
   readonly url: string;
   readonly port: number;
   #server: Deno.HttpServer<Deno.NetAddr>;
-  #rotating = new Set<string>();
+  /** Containers whose log the kubelet cannot read, with its error's text. */
+  #broken = new Map<string, string>();
 
   constructor(pki: Pki, hostname = "127.0.0.1", port = 0) {
     this.#server = Deno.serve({
@@ -298,14 +313,32 @@ export class FakeApiServer {
    */
   rotate(pod: Pod, container = "app", reopened = true): void {
     pod.containers.set(container, []);
-    const key = `${pod.namespace}/${pod.name}/${container}`;
-    if (reopened) this.#rotating.delete(key);
-    else this.#rotating.add(key);
+    const path = `/var/log/pods/${pod.namespace}_${pod.name}_0f0e/${container}/0.log`;
+    if (reopened) this.reopen(pod, container);
+    else {
+      this.breakLog(
+        pod,
+        `failed to try resolving symlinks in path "${path}": lstat ${path}: no such file or directory`,
+        container,
+      );
+    }
   }
 
-  /** The runtime reopens the container's log file after a rotation. */
+  /**
+   * The kubelet's log read fails with `text` until {@linkcode FakeApiServer.reopen}, sent as
+   * 200 with the text as its body, like the missing file of a rotation (see rotate): the
+   * runtime's failed status call (`unable to retrieve container logs for <id>`,
+   * pkg/kubelet/kuberuntime/kuberuntime_container.go) and a corrupted file (`failed to get parse
+   * function: unsupported log format: …`, cri-client pkg/logs/logs.go) fail after the same
+   * zero-byte write.
+   */
+  breakLog(pod: Pod, text: string, container = "app"): void {
+    this.#broken.set(`${pod.namespace}/${pod.name}/${container}`, text);
+  }
+
+  /** The runtime reopens the container's log file after a rotation; the read works again. */
   reopen(pod: Pod, container = "app"): void {
-    this.#rotating.delete(`${pod.namespace}/${pod.name}/${container}`);
+    this.#broken.delete(`${pod.namespace}/${pod.name}/${container}`);
   }
 
   /** Appends a line to a container's log at the virtual clock's time. */
@@ -438,16 +471,9 @@ export class FakeApiServer {
         `container ${container} is not valid for pod ${name}`,
       );
     }
-    if (this.#rotating.has(`${namespace}/${name}/${container}`)) {
-      // 200 and the error's text as the body, as Kubernetes 1.37 sends it (see rotate); before
-      // that kubelets answered 400 with the same text (probe_test.ts tests both).
-      const path = `/var/log/pods/${namespace}_${name}_0f0e/${container}/0.log`;
-      return {
-        status: 200,
-        body:
-          `failed to try resolving symlinks in path "${path}": lstat ${path}: no such file or directory`,
-      };
-    }
+    const broken = this.#broken.get(`${namespace}/${name}/${container}`);
+    // 200 and the error's text as the body (see rotate): kubernetes#107243 shows it in 1.19.
+    if (broken !== undefined) return { status: 200, body: broken };
     return { status: 200, body: readLogs(records, query, this.now) };
   }
 }

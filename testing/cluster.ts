@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { LINEAR_REGEXP_FLAG } from "../probe.ts";
+import { formatCounter, LINEAR_REGEXP_FLAG } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki, type Pod } from "./apiserver.ts";
 import { clockLibrary } from "./clock.ts";
 
@@ -19,6 +19,7 @@ export const PROBE_ENV = [
   "KUBERNETES_SERVICE_PORT",
   "NAMESPACE",
   "POD_NAMESPACE",
+  "LOG_PROBE_POD_NAME",
   "POD_NAME",
   "HOSTNAME",
   "CONTAINER_NAME",
@@ -81,7 +82,7 @@ export interface RunOptions {
   wrapper?: string[];
   /**
    * The `--failure-threshold` a check is given, as the example's probe gives it: 15 unless the
-   * arguments name one; `null` for none (errors then fail every other check).
+   * arguments name one; `null` for none (the probe then takes 15 as well).
    */
   failureThreshold?: number | null;
 }
@@ -125,14 +126,19 @@ export class Cluster {
     await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/token`, cluster.token);
     await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/ca.crt`, pki.caCert);
     await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/namespace`, "shop");
-    await Deno.writeTextFile(cluster.paths.terminationMessagePath, "");
+    await cluster.restartContainer();
     return cluster;
   }
 
-  /** The container restarts: a new termination-message file, an empty log. */
-  async restartContainer(container = "app"): Promise<void> {
+  /**
+   * The container (re)starts at `at` on the virtual clock (now by default): the kubelet makes a new
+   * termination-message file just before the start (`makeMounts`, pkg/kubelet/kubelet_pods.go),
+   * so its modification time is the start; the runtime opens an empty log.
+   */
+  async restartContainer(container = "app", at = this.server.now): Promise<void> {
     const fresh = `${this.paths.terminationMessagePath}.new`;
     await Deno.writeTextFile(fresh, "");
+    await Deno.utime(fresh, new Date(at), new Date(at));
     await Deno.rename(fresh, this.paths.terminationMessagePath);
     this.pod.containers.set(container, []);
   }
@@ -143,50 +149,48 @@ export class Cluster {
     return `${dev}:${ino}:${birthtime === null ? "-" : birthtime.getTime().toString(36)}`;
   }
 
-  /** Sets the counter file as a previous check of this instance would have (0.1.0's format). */
-  async setCounter(silentChecks: number): Promise<void> {
-    await Deno.writeTextFile(this.stateFile, `${silentChecks} ${this.instance()}\n`);
-  }
-
   /**
-   * The counter file's line a check writes: count, instance, newest output seen, failures in a
-   * row, where the last read with patterns ended, when a check last counted (with --period), and
-   * whether the kubelet could not open the log file.
+   * The counter file's line a check writes (`formatCounter`): this instance, the newest output
+   * seen (or the start, with `fromStart`), where the last answered read ended, when a check last
+   * counted, failures and blind checks in a row, and whether the kubelet could not read the log.
    */
   counterLine(
-    silentChecks: number,
-    lastOutput?: number,
-    failures = silentChecks,
+    lastOutput: number,
     more: {
+      fromStart?: boolean;
       seenUntil?: number;
       countedAt?: number;
+      failures?: number;
+      blind?: number;
       unreadable?: boolean;
-      /** Misconfigurations among the failures (0 by default). */
-      errors?: number;
-      /** The last check that saw the log failed (by default: failures that are not errors). */
-      failing?: boolean;
     } = {},
   ): string {
-    const time = (ms?: number) => ms === undefined ? "-" : new Date(ms).toISOString();
-    const errors = more.errors ?? 0;
-    const failing = more.failing ?? failures > errors;
-    const flags = (more.unreadable ? 1 : 0) + (failing ? 2 : 0);
-    return `${silentChecks} ${this.instance()} ${time(lastOutput)} ${failures} ${
-      time(more.seenUntil)
-    } ${time(more.countedAt)} ${flags} ${errors}\n`;
+    return formatCounter({
+      instance: this.instance(),
+      lastOutput,
+      fromStart: more.fromStart ?? false,
+      ...(more.seenUntil !== undefined ? { seenUntil: more.seenUntil } : {}),
+      ...(more.countedAt !== undefined ? { countedAt: more.countedAt } : {}),
+      failures: more.failures ?? 0,
+      blind: more.blind ?? 0,
+      unreadable: more.unreadable ?? false,
+    });
   }
 
   /**
-   * The counter file's text with its `seenUntil` field set back to `virtualNow` when it lies
-   * within `slack` ms after it: the probe's clock runs on from the virtual "now" while it works.
+   * The counter file's text with its `seenUntil` and `countedAt` fields set back to
+   * `virtualNow` when they lie within `slack` ms after it: the probe's clock runs on from the
+   * virtual "now" while it works.
    */
   async counterAt(virtualNow: number, slack = 10_000): Promise<string | undefined> {
     const text = await this.counter();
     if (text === undefined) return text;
     const fields = text.trimEnd().split(" ");
-    const seen = Date.parse(fields[4]);
-    if (seen >= virtualNow && seen - virtualNow < slack) {
-      fields[4] = new Date(virtualNow).toISOString();
+    for (const i of [3, 4]) {
+      const at = Date.parse(fields[i]);
+      if (at >= virtualNow && at - virtualNow < slack) {
+        fields[i] = new Date(virtualNow).toISOString();
+      }
     }
     return `${fields.join(" ")}\n`;
   }

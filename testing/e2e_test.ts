@@ -803,7 +803,7 @@ Deno.test({
 
     await t.step("a wrong pod name: 404", async () => {
       await fresh();
-      const result = await probe(["--window=60s"], { POD_NAME: "worker-no-such-pod" });
+      const result = await probe(["--window=60s"], { LOG_PROBE_POD_NAME: "worker-no-such-pod" });
       record({
         scenario: "wrong pod name",
         real: await cp.logs(token, "worker-no-such-pod", query(60)),
@@ -834,7 +834,11 @@ Deno.test({
       stand.addPod(NS, "worker-two", ["worker", "shipper"], ["install-deno"]);
       await fresh();
       // The component always names the container: without it, as a hand-written probe might.
-      const result = await probe(["--window=60s"], { POD_NAME: "worker-two" }, /^--container=/);
+      const result = await probe(
+        ["--window=60s"],
+        { LOG_PROBE_POD_NAME: "worker-two" },
+        /^--container=/,
+      );
       record({
         scenario: "pod with two containers, no --container",
         real: await cp.logs(token, "worker-two", query(60)),

@@ -15,7 +15,7 @@
  * try {
  *   pod.log("processed job 1");
  *   const run = await pod.exec();
- *   console.log(run.code, run.stdout); // 0 "alive: output in the last 60s\n"
+ *   console.log(run.code, run.stdout); // 0 "alive: output 0s ago\n"
  * } finally {
  *   await pod.close();
  * }
@@ -23,7 +23,9 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
+import { type CheckOptions, parseArgs } from "../probe.ts";
 import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
 import { clockEnv } from "./clock.ts";
 import { commandOutput } from "./cluster.ts";
@@ -36,6 +38,24 @@ export const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** A parsed Kubernetes object. */
 // deno-lint-ignore no-explicit-any
 export type Manifest = any;
+
+/**
+ * Asserts that a check printed `line(s)` for the silence `s` it measured, `silence` seconds after
+ * the last output on the virtual clock: the probe reads the pod's clock once it has started, up
+ * to its `timeout` (seconds) later (a pod's first run compiles probe.ts).
+ */
+export function assertSaidAfter(
+  actual: string,
+  silence: number,
+  timeout: number,
+  line: (silence: number) => string,
+): void {
+  const lines = Array.from({ length: timeout + 1 }, (_, late) => line(silence + late));
+  assert.ok(
+    lines.includes(actual),
+    `${JSON.stringify(actual)}: expected ${JSON.stringify(lines[0])}, or up to ${timeout}s later`,
+  );
+}
 
 /** What one run in the sandbox printed and returned. */
 export interface ExecResult {
@@ -319,11 +339,16 @@ export class KubeletPod {
     return `${this.dir}/emptydir-${name}`;
   }
 
-  /** A container (re)start: a new termination-message file, an empty log; emptyDirs stay. */
-  async restart(): Promise<void> {
+  /**
+   * A container (re)start at `at` on the virtual clock: a new termination-message file, dated
+   * then (the kubelet makes it just before the start, `makeMounts` in
+   * pkg/kubelet/kubelet_pods.go), an empty log; emptyDirs stay.
+   */
+  async restart(at = this.server.now): Promise<void> {
     this.terminationLog = `${this.dir}/termination-log-${this.#restarts++}`;
     await Deno.writeTextFile(this.terminationLog, "");
     await Deno.chmod(this.terminationLog, 0o666);
+    await Deno.utime(this.terminationLog, new Date(at), new Date(at));
     this.server.pods.get(`${this.namespace}/${this.podName}`)?.containers.set(
       this.container.name,
       [],
@@ -371,6 +396,19 @@ export class KubeletPod {
   /** The probed container's rendered `livenessProbe.exec.command`. */
   get probeCommand(): string[] {
     return this.container.livenessProbe.exec.command;
+  }
+
+  /**
+   * The settings the probe command's own flags give (those after the script or the binary):
+   * the limit and the restart follow from them (`limitOf`, `restartAfter` in probe.ts).
+   */
+  get plan(): CheckOptions {
+    const command = this.probeCommand;
+    const parsed = parseArgs(
+      command.slice(command.findLastIndex((arg) => !arg.startsWith("-")) + 1),
+    );
+    if (parsed.command !== "check") throw new Error(`Not a check: ${command.join(" ")}`);
+    return parsed.options;
   }
 
   /**
