@@ -21,8 +21,18 @@ node_name=e2e-node
 
 bin_dir() {
   local hash
-  hash=$(cd "$here" && cat go.mod go.sum ./*/*.go tools.go | sha256sum | cut -c1-16)
+  hash=$( (cd "$here" && cat go.mod go.sum ./*/*.go tools.go && declare -f build version_ldflags) |
+    sha256sum | cut -c1-16)
   echo "${XDG_CACHE_HOME:-$HOME/.cache}/log-probe-e2e/$hash"
+}
+
+version_ldflags() { # what `kubectl version` and the probe's doctor show: the module's version
+  local version
+  version=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$here/go.mod")
+  version=${version#v}
+  echo "-X k8s.io/component-base/version.gitVersion=v$version" \
+    "-X k8s.io/component-base/version.gitMajor=${version%%.*}" \
+    "-X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$version")"
 }
 
 build() {
@@ -37,12 +47,13 @@ build() {
   tmp=$(mktemp -d "$out.tmp-XXXXXX")
   started=$(date +%s)
   echo "controlplane: building kube-apiserver, etcd and node into $out (first time: long)" >&2
-  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w" -o "$tmp/" \
+  (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver ./etcd ./node) >&2
   echo "controlplane: built in $(($(date +%s) - started))s" >&2
   rm -rf "$out"
   mv "$tmp" "$out"
-  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -exec rm -rf {} + # older builds
+  # Builds of other sources, a day old (another checkout may be using a newer one).
+  find "$(dirname "$out")" -mindepth 1 -maxdepth 1 ! -path "$out" -mmin +1440 -exec rm -rf {} +
   echo "$out"
 }
 
@@ -180,6 +191,9 @@ NODE
       \"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",
         \"message\":\"e2e node server\"}]}}" >/dev/null
 }
+
+# Sourced by node.sh for its functions; run, it does what the header says.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case ${1:-} in
 build) build ;;
