@@ -1194,12 +1194,13 @@ function decideSeen(
   const silence = Math.max(0, (memory.now - lastOutput) / 1000);
   // Part of what was written was not read (too much in one second, too many pages, the
   // deadline): a line that counts may be there. Silence is never claimed unseen: as blind.
-  if (evidence.partial && !fresh && silence > limit) {
-    return decideBlind(
-      { why: `no line that counts in what was read: ${evidence.unread}` },
-      memory,
-      options,
-    );
+  if (evidence.partial && silence > limit) {
+    // A line it did find is remembered all the same.
+    const found = { ...memory, lastOutput, fromStart };
+    const why = fresh
+      ? "the newest line that counts in what was read is past the limit"
+      : "no line that counts in what was read";
+    return decideBlind({ why: `${why}: ${evidence.unread}` }, found, options);
   }
   const output = filtering(options) ? "matching output" : "output";
   const note = evidence.unread ? ` (${evidence.unread})` : "";

@@ -2080,3 +2080,304 @@ Deno.test("the token appears in no output of any probe run", async () => {
   }
   assert.ok(c.outputs.length >= 18);
 });
+
+// ---------------------------------------------------------------------------
+// Pure promises the mutation pass over the decision found unpinned (issue 20)
+
+import { nextCounter, WINDOW_LIMIT } from "./probe.ts";
+
+const LOST: Evidence = { kind: "blind", why: "refused" };
+const FORBIDDEN: Evidence = { kind: "blind", why: "forbidden", error: true };
+const PERIOD = { ...SETTINGS, periodGiven: true };
+
+Deno.test("a clock stepped back an hour under --period: the check counts, reads from now, and silence counts from now", () => {
+  // Every time in the counter was written an hour ahead of the clock as it is now.
+  const ahead = NOW + 3600_000;
+  const counter: Counter = {
+    instance: "-",
+    lastOutput: ahead,
+    fromStart: false,
+    seenUntil: ahead,
+    countedAt: ahead,
+    failures: 0,
+    blind: 0,
+    unreadable: false,
+  };
+  const remembered = recall(counter, NOW, PERIOD);
+  assert.deepEqual([remembered.counted, remembered.missed], [true, 0]);
+  // A read from an hour ahead would miss every line written since: it starts before now.
+  assert.equal(readFrom(remembered, LIMIT, true), NOW - 2000);
+  assert.equal(readFrom({ ...remembered, seenUntil: undefined }, LIMIT, true), NOW - 2000);
+  assert.equal(readFrom(remembered, LIMIT, false), NOW - LIMIT * 1000);
+  // Seen or blind, the output an hour ahead is remembered as now, so a hang from here on is
+  // restarted on plan's schedule, not an hour later.
+  for (const evidence of [{ kind: "seen" }, LOST] as Evidence[]) {
+    const outcome = decide(evidence, remembered, OPTIONS);
+    assert.deepEqual([outcome.code, outcome.silence, outcome.next.lastOutput], [0, 0, NOW]);
+  }
+});
+
+Deno.test("the read without patterns reaches back to where it must start: whole seconds rounded up, at least 1, at most ten years", () => {
+  assert.equal(newestQuery(NOW - 7_200_500, NOW).sinceSeconds, 7201, "a line 7200.5 s back");
+  assert.equal(newestQuery(NOW - 1, NOW).sinceSeconds, 1);
+  // sinceSeconds=0 is refused by the API server (it must be positive).
+  assert.equal(newestQuery(NOW, NOW).sinceSeconds, 1);
+  // A counter's year-1 time never asks for more than the kubelet's durations hold.
+  assert.equal(newestQuery(Date.parse("0001-01-01T00:00:00Z"), NOW).sinceSeconds, WINDOW_LIMIT);
+});
+
+Deno.test("an answer that only quotes the kubelet's error, or has no content type and no timestamp, is not a container log", () => {
+  const notALog = /^answer is not a container log \(no timestamp\)/;
+  const quoting = log("proxy: upstream said failed to open log file /var/log/pods/x: gone\n");
+  const quoted = evidenceOf(quoting, ANY_LINE, TARGET);
+  assert.equal(quoted.kind, "blind");
+  assert.match((quoted as { why: string }).why, notALog);
+  const untyped = evidenceOf({ status: 200, body: "hello\n", bytes: 6 }, ANY_LINE, TARGET);
+  assert.deepEqual([untyped.kind, (untyped as { error?: boolean }).error], ["blind", true]);
+  assert.match((untyped as { why: string }).why, notALog);
+});
+
+Deno.test("--first-output: a startupProbe fails until the first line whatever the limit, then judges as the liveness probe, and passes when blind", () => {
+  const startup = { ...OPTIONS, firstOutput: true };
+  const started = { lastOutput: NOW - 30_000, fromStart: true };
+  const silent = decide({ kind: "seen" }, memory(started), startup);
+  assert.deepEqual([silent.verdict, silent.code, silent.next.failures], ["silent", 1, 0]);
+  const first = decide({ kind: "seen", at: NOW - 5000 }, memory(started), startup);
+  assert.deepEqual([first.verdict, first.code, first.next.fromStart], ["alive", 0, false]);
+  // After the first line: the liveness rule, within the limit and past it.
+  assert.equal(decide({ kind: "seen" }, memory(), startup).code, 0);
+  assert.equal(decide({ kind: "seen" }, memory(STREAK), startup).code, 1);
+  // Blind: the liveness probe takes over, even where a liveness check would fail.
+  for (const evidence of [LOST, FORBIDDEN]) {
+    assert.equal(decide(evidence, memory(STREAK), OPTIONS).code, evidence === LOST ? 1 : 2);
+    assert.equal(decide(evidence, memory(STREAK), startup).code, 0);
+    assert.equal(decide(evidence, memory({ ...started, failures: 5 }), startup).code, 0);
+  }
+});
+
+Deno.test("a remembered line up to a minute ahead of the clock is output now: a silence of 0, never negative", () => {
+  for (const evidence of [{ kind: "seen" }, LOST] as Evidence[]) {
+    const outcome = decide(evidence, memory({ lastOutput: NOW + 30_000 }), OPTIONS);
+    assert.equal(outcome.silence, 0, evidence.kind);
+    assert.doesNotMatch(outcome.message, /-\d/, evidence.kind);
+  }
+});
+
+Deno.test("a check that reads the log clears the unreadable mark, a second probe's too: the next unreadable answer is blind again", () => {
+  const unreadable: Evidence = { kind: "unreadable", why: 'the kubelet cannot read the log: "x"' };
+  for (const counted of [true, false]) {
+    const read = decide({ kind: "seen" }, memory({ unreadable: true, counted }), OPTIONS);
+    assert.equal(read.next.unreadable, false, `counted: ${counted}`);
+    // In a silent streak, the next unreadable answer is once: blind, not an empty log.
+    const next = decide(unreadable, memory({ ...STREAK, ...read.next }), OPTIONS);
+    assert.equal(next.verdict, "unknown", `counted: ${counted}`);
+    assert.equal(next.next.unreadable, true);
+  }
+  // Without the read between, it is the second in a row: judged as an empty log.
+  const twice = decide(unreadable, memory({ ...STREAK, unreadable: true }), OPTIONS);
+  assert.equal(twice.verdict, "silent");
+});
+
+Deno.test("a line found at the window's edge is named as no output for the limit, within it", () => {
+  const edge = decide(
+    { kind: "seen", at: NOW - LIMIT * 1000 },
+    memory({ lastOutput: NOW - LIMIT * 1000 - 5000 }),
+    OPTIONS,
+  );
+  assert.deepEqual([edge.code, edge.next.lastOutput], [0, NOW - LIMIT * 1000]);
+  assert.equal(edge.message, "alive: no output for 2h, within the 2h limit");
+});
+
+/**
+ * At `now`: the check before a blind one (two periods ago) saw `before` seconds of silence; the
+ * blind check between passed.
+ */
+function afterBlindPass(now: number, before: number): Memory {
+  return memory({
+    now,
+    lastOutput: now - 120_000 - before * 1000,
+    seenUntil: now - 120_000,
+    blind: 1,
+    failures: 0,
+  });
+}
+
+/** The clock's seconds from NOW on which a silent check after a blind pass passes once. */
+function heads(seconds: number): number[] {
+  return Array.from({ length: seconds }, (_, i) => NOW + i * 1000).filter((now) =>
+    decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60), OPTIONS).code === 0
+  );
+}
+
+Deno.test("the check before passed at exactly the limit: a blind check after it passes, and the silent check next is a failure", () => {
+  const lastOutput = NOW - 60_000 - LIMIT * 1000;
+  const before = memory({ now: NOW - 60_000, lastOutput, seenUntil: NOW - 120_000 });
+  assert.equal(decide({ kind: "seen" }, before, OPTIONS).code, 0, "at the limit");
+  for (const evidence of [LOST, FORBIDDEN]) {
+    const blind = decide(evidence, memory({ lastOutput, seenUntil: NOW - 60_000 }), OPTIONS);
+    assert.equal(blind.code, 0, evidence.kind);
+  }
+  // No failure was passed over, so nothing moves the streak: on every clock coin it fails.
+  const coins = heads(60);
+  assert.ok(coins.length > 0, "a minute holds a second that passes once");
+  for (const now of coins) {
+    const outcome = decide({ kind: "seen" }, afterBlindPass(now, LIMIT), OPTIONS);
+    assert.deepEqual([outcome.code, outcome.next.failures], [1, 1], utc(now));
+  }
+});
+
+Deno.test("the pass that moves a streak off blind checks comes on half the clock's seconds, alike for every run within one", () => {
+  const passed = heads(2000);
+  assert.ok(passed.length > 800 && passed.length < 1200, `${passed.length} of 2000`);
+  for (const now of [...passed.slice(0, 20), NOW + 1000 * 2001]) {
+    for (const ms of [1, 500, 999]) {
+      assert.equal(
+        decide({ kind: "seen" }, afterBlindPass(now + ms, LIMIT + 60), OPTIONS).code,
+        decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60), OPTIONS).code,
+        utc(now + ms),
+      );
+    }
+  }
+});
+
+Deno.test("a misconfiguration fails one check in three at failureThreshold 3, and never at 2, where a failure and a killed check would restart", () => {
+  const at = (failureThreshold: number) => ({ ...SETTINGS, failureThreshold });
+  assert.equal(kubelet(repeat(30, FORBIDDEN), {}, at(3)).codes, "002".repeat(10));
+  assert.equal(kubelet(repeat(30, FORBIDDEN), {}, at(2)).codes, "0".repeat(30));
+  const killed = Array.from({ length: 60 }, (_, i) => i % 2 ? KILLED : FORBIDDEN);
+  const two = kubelet(killed, {}, at(2));
+  assert.deepEqual([two.restartAt, two.longestRun], [undefined, 1], two.codes);
+});
+
+Deno.test("a blind check in a silent streak counts the checks the kubelet killed, keeps the start, and counts toward one error in three", () => {
+  const killed = decide(LOST, memory({ ...STREAK, missed: 2 }), OPTIONS);
+  assert.deepEqual([killed.code, killed.next.failures], [1, 5]);
+  // Before the first line a blind check leaves silence counted from the start.
+  const start = decide(LOST, memory({ lastOutput: NOW - 600_000, fromStart: true }), OPTIONS);
+  assert.equal(start.next.fromStart, true);
+  const later = decide({ kind: "seen" }, memory({ ...start.next, now: NOW + 60_000 }), OPTIONS);
+  assert.equal(later.message, "alive: no output since the start 11m ago, within the 2h limit");
+  // An error at the threshold of a silent streak passes, and is one more blind check.
+  const F = SETTINGS.failureThreshold;
+  const last = decide(FORBIDDEN, memory({ ...STREAK, failures: F - 1, blind: 2 }), OPTIONS);
+  assert.deepEqual([last.code, last.next.blind], [0, 3]);
+});
+
+Deno.test("the counter keeps where the read ended and when the check counted apart, for instances as long as a file's identity gets", () => {
+  const start = Date.parse("2026-11-25T12:00:00Z");
+  // device and inode as large as 64 bits print, the birth time in base 36
+  const instance = `18446744073709551615:18446744073709551615:${(2 ** 53).toString(36)}`;
+  const counter: Counter = {
+    instance,
+    lastOutput: start + 500,
+    fromStart: false,
+    seenUntil: start + 120_000,
+    countedAt: start + 180_000,
+    failures: 2,
+    blind: 1,
+    unreadable: false,
+  };
+  assert.deepEqual(parseCounter(formatCounter(counter), instance, start), counter);
+  // A read or count time no calendar has is garbage, as a last output's is.
+  const good = formatCounter(counter);
+  for (const [field, value] of [["seenUntil", 120_000], ["countedAt", 180_000]] as const) {
+    const bad = good.replace(utc(start + value), "2026-13-45T99:00:00.000Z");
+    assert.equal(
+      parseCounter(bad, instance, start).note,
+      "counter held garbage or another version's line",
+      field,
+    );
+  }
+});
+
+Deno.test("recall: a second probe at the same instant does not count; a check a little early or late counts the one killed between; a counter past the threshold, none", () => {
+  const counter = { ...freshCounter("-", NOW - 3600_000), countedAt: NOW, failures: 3 };
+  delete counter.missing;
+  const at = (seconds: number, more: Partial<Counter> = {}) =>
+    recall({ ...counter, ...more }, NOW + seconds * 1000, PERIOD);
+  assert.equal(at(0).counted, false);
+  assert.deepEqual([at(114).counted, at(114).missed], [true, 1], "two periods, 6 s early");
+  assert.deepEqual([at(126).counted, at(126).missed], [true, 1], "two periods, 6 s late");
+  // Without a termination-message file a counter outlives restarts: its count may pass the
+  // threshold, and then no killed check is added, and none taken away.
+  const past = at(240, { failures: SETTINGS.failureThreshold + 5 });
+  assert.equal(past.missed, 0);
+});
+
+Deno.test("a second probe's check leaves when the first counted; the counter keeps its instance and where a paged read stopped", () => {
+  const counter = { ...freshCounter("1:2:x", NOW - 3600_000), countedAt: NOW - 60_000 };
+  const check = (counted: boolean, seenUntil?: number) => {
+    const remembered = memory({ counted });
+    const outcome = decide({ kind: "seen" }, remembered, OPTIONS);
+    return nextCounter(counter, outcome, remembered, seenUntil);
+  };
+  assert.equal(check(false).countedAt, NOW - 60_000);
+  assert.equal(check(true).countedAt, NOW);
+  // So the first probe's next check, a period after its last, counts.
+  assert.equal(recall(check(false), NOW, PERIOD).counted, true);
+  // Pages read up to 30 s ago, out of time: the next check reads on from there.
+  assert.equal(check(true, NOW - 30_000).seenUntil, NOW - 30_000);
+  // A counter without its instance would be taken up by the container's next instance.
+  assert.equal(check(true).instance, "1:2:x");
+  assert.equal(
+    parseCounter(formatCounter(check(true)), "1:3:y", NOW).note,
+    "counter of a previous container instance discarded",
+  );
+});
+
+Deno.test("output seen since the last read but older than the limit is remembered: silent, counted from that line", () => {
+  const job = { ...OPTIONS, match: [/job/] };
+  // An outage of three hours after four hours of silence; the line came 2h30m ago.
+  const remembered = memory({ lastOutput: NOW - 4 * 3600_000, seenUntil: NOW - 3 * 3600_000 });
+  const outcome = judge(log(`${utc(NOW - 9000_000)} job 7\n`), remembered, job, TARGET);
+  assert.deepEqual([outcome.verdict, outcome.code, outcome.next.lastOutput], [
+    "silent",
+    1,
+    NOW - 9000_000,
+  ]);
+  assert.match(outcome.message, /^silent: no matching output for 2h30m, over the 2h limit/);
+});
+
+Deno.test("the rest of a split line is judged by --match and --ignore like any line, and a known stamp is never lost to one no date parses", () => {
+  const since = Date.parse("2026-11-25T12:00:00Z");
+  const stamp = "2026-11-25T12:00:05Z";
+  const job = { ...ANY_LINE, match: [/job/] };
+  const quiet = { ...ANY_LINE, ignore: [/^DEBUG/] };
+  assert.equal(scanLog(`job 7 done\n${stamp} other\n`, job, { since }).newest?.at, since);
+  assert.equal(scanLog(`poll\n${stamp} other\n`, job, { since }).newest, undefined);
+  assert.equal(scanLog(`DEBUG poll\n${stamp} DEBUG poll\n`, quiet, { since }).newest, undefined);
+  // A line whose stamp no date parses counts at the read's start: never over a known later one.
+  const odd = "2026-11-25T25:00:00Z";
+  for (const body of [`${stamp} job 1\n${odd} job 2\n`, `${odd} job 2\n${stamp} job 1\n`]) {
+    assert.equal(scanLog(body, job, { since }).newest?.at, Date.parse(stamp), body);
+  }
+  // Only the first piece can be the rest of a split line: every record after it has a stamp.
+  assert.equal(
+    scanLog(`${stamp} other\njob 7\n${stamp} other\n`, job, { since }).newest,
+    undefined,
+  );
+});
+
+Deno.test("judge with patterns: a stamp no date parses is output where this read began, not the limit back", () => {
+  const job = { ...OPTIONS, match: [/job/] };
+  const outcome = judge(log("2026-11-25T25:00:00Z job 7\n"), memory(), job, TARGET);
+  assert.deepEqual([outcome.code, outcome.next.lastOutput], [0, NOW - 62_000]);
+  assert.equal(outcome.message, "alive: matching output 1m2s ago");
+});
+
+Deno.test("a read that left part of the log unread remembers the new line it found, and within the limit is alive", () => {
+  const unread = "64 pages, the most a check reads: raise --limit-bytes";
+  const job = { ...OPTIONS, match: [/job/] };
+  const found = decide(
+    { kind: "seen", at: NOW - 9000_000, unread, partial: true },
+    memory({ lastOutput: NOW - 4 * 3600_000, seenUntil: NOW - 3 * 3600_000 }),
+    job,
+  );
+  assert.equal(found.next.lastOutput, NOW - 9000_000);
+  const edge = decide(
+    { kind: "seen", unread, partial: true },
+    memory({ lastOutput: NOW - LIMIT * 1000 }),
+    job,
+  );
+  assert.deepEqual([edge.verdict, edge.code], ["alive", 0]);
+});
