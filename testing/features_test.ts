@@ -646,3 +646,21 @@ Deno.test("backtest reads a 200 MB log as a stream, in bounded memory", async ()
     await c.stop();
   }
 });
+
+Deno.test("with patterns, a first page refused (no RoleBinding) is the error it is, never alive on memory", async () => {
+  const c = await Cluster.start();
+  try {
+    c.server.log(c.pod, "processed job 1", "app", c.server.now - 5_000);
+    c.server.grants.delete("shop/system:serviceaccount:shop:log-probe");
+    const lines: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      c.server.now += 10_000;
+      const run = await c.run(["--match", "processed", "--period", "10s"]);
+      lines.push(`${run.code} ${run.stdout.trim()}`);
+    }
+    assert.ok(lines.every((line) => /^[02] error: forbidden: /.test(line)), lines.join("\n"));
+    assert.deepEqual(lines.map((line) => line[0]), ["0", "0", "2"], lines.join("\n"));
+  } finally {
+    await c.stop();
+  }
+});
