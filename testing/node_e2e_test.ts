@@ -541,6 +541,74 @@ Deno.test({
     });
 
     await t.step(
+      "a StatefulSet and a DaemonSet through their components: the probe runs, alive, never restarted",
+      async () => {
+        const ns = "kinds";
+        await node.apply(ns, platformNamespace(ns));
+        const release = await node.kubectl(["apply", "-n", ns, "-k", "log-probe"], { cwd: work });
+        assert.equal(release.code, 0, release.stderr);
+        for (const kind of ["StatefulSet", "DaemonSet"]) {
+          const name = `${kind.toLowerCase()}-worker`;
+          const component = `log-probe-${kind.toLowerCase()}`;
+          const [account, deployment] = foreignWorker(name, "work", SCRIPTS.every2s);
+          const workload = { ...deployment, kind };
+          if (kind === "StatefulSet") workload.spec.serviceName = name;
+          else delete workload.spec.replicas;
+          const dir = `${work}/${name}`;
+          await Deno.mkdir(dir);
+          await Deno.writeTextFile(
+            `${dir}/workload.yaml`,
+            [account, workload].map((o) => JSON.stringify(o)).join("\n---\n"),
+          );
+          // README, Install, step 2 for this kind: its component's container.yaml, two names set.
+          await Deno.writeTextFile(
+            `${dir}/log-probe.yaml`,
+            Deno.readTextFileSync(`${ROOT}components/${component}/container.yaml`)
+              .replace(/name: \S+ # ①/, `name: ${name} # ①`)
+              .replace(/- name: \S+ # ②/, "- name: work # ②")
+              .replace(/- --container=[^\s#]+/, "- --container=work"),
+          );
+          await Deno.writeTextFile(
+            `${dir}/kustomization.yaml`,
+            `resources:\n  - workload.yaml\ncomponents:\n  - ../log-probe/components/${component}\npatches:\n  - path: log-probe.yaml\n`,
+          );
+          const rendered = await renderKustomization(dir);
+          await node.apply(ns, rendered.map((m) => m.kind === kind ? scaled(m) : m));
+          const pod = await runningPod(node, ns, name);
+          // Five periods of the scaled probe, then its verdict and the kubelet's count.
+          await sleep(5 * TIMINGS.period * 1000);
+          const now = (await node.get(["pods", "-n", ns, "-l", `app=${name}`])).items[0];
+          const restarts = now.status.containerStatuses[0].restartCount;
+          const command: string[] = now.spec.containers.find((c: Manifest) => c.name === "work")
+            .livenessProbe.exec.command;
+          const check = await node.kubectl([
+            "exec",
+            "-n",
+            ns,
+            pod.metadata.name,
+            "-c",
+            "work",
+            "--",
+            ...command,
+          ]);
+          const events = await node.get(["events", "-n", ns]);
+          const unhealthy = events.items.filter((e: Manifest) =>
+            e.reason === "Unhealthy" && e.involvedObject.name === pod.metadata.name
+          ).length;
+          note(
+            `- ${kind} through \`components/${component}\`: restartCount ${restarts}, ` +
+              `Unhealthy events ${unhealthy}; the probe's command run by hand: exit ${check.code} ` +
+              `\`${check.stdout.trim()}\``,
+          );
+          assert.equal(restarts, 0, kind);
+          assert.equal(unhealthy, 0, kind);
+          assert.equal(check.code, 0, check.stdout + check.stderr);
+          assert.match(check.stdout, /^alive: output \d+s ago/);
+        }
+      },
+    );
+
+    await t.step(
       "examples/image-volume: Deno from an image volume, no init container",
       async () => {
         const ns = "images";
