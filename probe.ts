@@ -1225,49 +1225,51 @@ function decideSeen(
       : `alive: no ${output}${since}, within the ${formatDuration(limit)} limit${note}`;
     return { verdict: "alive", code: 0, message, silence, next: { ...next, failures: 0 } };
   }
-  const failures = memory.failures + (memory.missed ?? 0) + 1;
   const message = `silent: no ${output}${since}, over the ${formatDuration(limit)} limit`;
+  const silent = (code: number, said: string, failures: number): Outcome => ({
+    verdict: "silent",
+    code,
+    message: `${message}${said}${evidence.unread ? `; ${evidence.unread}` : ""}`,
+    silence,
+    next: { ...next, failures },
+  });
+  return failSilent(silent, memory, options, { known, silence });
+}
+
+/**
+ * A silent check's exit. It fails, except where it would move the streak off blind checks (see
+ * below) or make the kubelet's last failure before `plan`'s minimum.
+ */
+function failSilent(
+  silent: (code: number, said: string, failures: number) => Outcome,
+  memory: Memory,
+  options: DecisionOptions,
+  seen: { known: number; silence: number },
+): Outcome {
+  const limit = limitOf(options);
+  const failures = memory.failures + (memory.missed ?? 0) + 1;
   // A blind check just passed where it would have made the last failure. Checks that cannot see
   // the log in a rhythm (every other one, with an even failureThreshold) would land there every
   // time: on a coin drawn from the clock, this one passes too, moving the streak.
   const blindPassed = memory.blind > 0 && memory.failures === 0 && memory.seenUntil !== undefined &&
-    (memory.seenUntil - known) / 1000 > limit;
+    (memory.seenUntil - seen.known) / 1000 > limit;
   if (blindPassed && coin(memory.now)) {
-    return {
-      verdict: "silent",
-      code: 0,
-      message: `${message}; passed once, to move the streak off the checks that cannot see the log${
-        evidence.unread ? `; ${evidence.unread}` : ""
-      }`,
-      silence,
-      next: { ...next, failures: 0 },
-    };
+    return silent(0, "; passed once, to move the streak off the checks that cannot see the log", 0);
   }
   // The kubelet's last failure only once the silence has lasted the limit and the
   // failureThreshold − 1 periods after it: never earlier because errors or killed checks
   // began the run before the limit.
-  if (failures >= options.failureThreshold && silence <= restartAfter(options).earliest) {
-    return {
-      verdict: "silent",
-      code: 0,
-      message: `${message}; passed: failure ${failures} in a row would come before ${
-        formatDuration(restartAfter(options).earliest)
-      } of silence`,
-      silence,
-      next: { ...next, failures: 0 },
-    };
+  const { earliest } = restartAfter(options);
+  if (failures >= options.failureThreshold && seen.silence <= earliest) {
+    const said = `; passed: failure ${failures} in a row would come before ${
+      formatDuration(earliest)
+    } of silence`;
+    return silent(0, said, 0);
   }
-  return {
-    verdict: "silent",
-    code: 1,
-    message: `${message} (${
-      plural(failures, "failure")
-    } in a row; the kubelet restarts at ${options.failureThreshold})${
-      evidence.unread ? `; ${evidence.unread}` : ""
-    }`,
-    silence,
-    next: { ...next, failures },
-  };
+  const said = ` (${
+    plural(failures, "failure")
+  } in a row; the kubelet restarts at ${options.failureThreshold})`;
+  return silent(1, said, failures);
 }
 
 /**
