@@ -1277,9 +1277,14 @@ function failSilent(
  * it, and the same for every run within that second (a check's own milliseconds vary).
  */
 function coin(ms: number): boolean {
-  let h = Math.imul(Math.floor(ms / 1000) ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return ((h ^ (h >>> 16)) & 1) === 1;
+  // murmur3's finalizer, then its top bit: every bit of the second moves it.
+  let h = Math.floor(ms / 1000) | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 31 === 1;
 }
 
 function decideBlind(

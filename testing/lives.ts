@@ -55,6 +55,8 @@ export interface Lived {
   longestRun: number;
   /** The probe's longest run of its own non-zero exits. */
   ownRun: number;
+  /** Blind checks that passed where they would have made the kubelet's last failure. */
+  passes: number;
   checks: number;
 }
 
@@ -67,6 +69,7 @@ export function live(life: Life, options: DecisionOptions): Lived {
   let own = 0;
   let longestRun = 0;
   let ownRun = 0;
+  let passes = 0;
   let k = 0;
   let t = life.firstCheck;
   for (; t <= life.horizon; t += period, k++) {
@@ -86,6 +89,7 @@ export function live(life: Life, options: DecisionOptions): Lived {
         evidence.kind === "seen" ? t * 1000 : undefined,
       );
       failures = outcome.code ? failures + 1 : 0;
+      if (/ never makes failure \d+ in a row/.test(outcome.message)) passes++;
       own = outcome.code ? own + 1 : 0;
       if (kind === "answer" && life.rotateAfter?.(k)) visibleFrom = t;
     }
@@ -96,7 +100,7 @@ export function live(life: Life, options: DecisionOptions): Lived {
   const restartAt = failures >= options.failureThreshold ? t : undefined;
   const end = restartAt ?? life.horizon;
   const lastOutput = life.outputs.filter((o) => o <= end).at(-1) ?? 0;
-  return { restartAt, lastOutput, longestRun, ownRun, checks: k + 1 };
+  return { restartAt, lastOutput, longestRun, ownRun, passes, checks: k + 1 };
 }
 
 /** What a check at `t` sees: the newest line after `from` (rotation, the kubelet's since). */

@@ -212,7 +212,8 @@ async function flakyLife(lost: (check: number) => boolean): Promise<Life & { las
     const log = chatter(c, start, last);
     let check = 0;
     const life = await live(c, start, {
-      until: last + 4 * LATEST,
+      // Long enough for the clock's coin to move a streak off a rhythm of lost answers.
+      until: last + 8 * LATEST,
       before: (t) => {
         log(t);
         c.server.override = lost(++check) ? UNAVAILABLE : undefined;
