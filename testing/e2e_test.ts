@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
 import { canSandbox, hasKubectl, KubeletPod, type Manifest, render, ROOT } from "./kubelet.ts";
+import { run } from "./node.ts";
 
 const SCRIPT = `${ROOT}testing/controlplane/controlplane.sh`;
 const NS = "shop";
@@ -38,29 +39,6 @@ interface Row {
 }
 
 const rows: Row[] = [];
-
-/** Runs a command and returns its exit code and output; never throws on a non-zero exit. */
-async function run(
-  command: string,
-  args: string[],
-  options: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    env: options.env,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
 
 /** An address in 127.0.0.0/8 that no other run on this machine is likely to use. */
 function randomLoopback(): string {

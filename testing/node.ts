@@ -17,10 +17,11 @@ export const NODE_SH = `${ROOT}testing/controlplane/node.sh`;
 export async function run(
   command: string,
   args: string[],
-  options: { stdin?: string; cwd?: string } = {},
+  options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(command, {
     args,
+    env: options.env,
     cwd: options.cwd,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
