@@ -19,29 +19,12 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { hasKubectl, type Manifest, render, ROOT } from "../testing/kubelet.ts";
+import { run } from "../testing/node.ts";
 import { podSpec, type Workload, WORKLOADS, writeKustomization } from "./workloads.ts";
 
 const SCRIPT = `${ROOT}testing/controlplane/controlplane.sh`;
 const NS = "adopt";
 const RECORD = "/tmp/log-probe-admission-recorded.md";
-
-/** Runs a command; its exit code and output, never throwing on a non-zero exit. */
-async function run(command: string, args: string[], stdin?: string) {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
 
 /** The control plane of controlplane.sh on a loopback address of its own. */
 class ControlPlane {
@@ -59,7 +42,7 @@ class ControlPlane {
   }
 
   kubectl(args: string[], stdin?: string) {
-    return run("kubectl", ["--kubeconfig", `${this.dir}/kubeconfig`, ...args], stdin);
+    return run("kubectl", ["--kubeconfig", `${this.dir}/kubeconfig`, ...args], { stdin });
   }
 
   /** `kubectl` that must succeed; its stdout. */
@@ -374,7 +357,7 @@ Deno.test({
         "StatefulSet/shop-consumer=consumer",
         "DaemonSet/shop-shipper=shipper",
         "CronJob/shop-nightly=report",
-      ], chart);
+      ], { stdin: chart });
       assert.equal(result.code, 0, result.stderr);
       const manifests = parseAllDocuments(result.stdout).map((d) => d.toJS()).filter((m) => m);
       await adopt(cp, record, "the workers chart", manifests);
