@@ -1035,6 +1035,13 @@ function failedAnswer(answer: Answer, target: Target): Evidence {
       `forbidden: ${who} cannot get pods/log in ${target.namespace} (bind the Role log-probe to it)`,
     );
   }
+  // The kubelet's own 404 (it does not know the pod: restarted a moment ago, or the pod is
+  // being replaced; pkg/kubelet/server/server.go getContainerLogs) reaches us through the API
+  // server's GenericHttpResponseChecker (k8s.io/apiserver pkg/registry/generic/rest) as this
+  // generic message; a pod that does not exist is the API server's own `pods "x" not found`.
+  if (status === 404 && message.startsWith("the server could not find the requested resource")) {
+    return lost(`the kubelet does not know the pod yet (API server answered 404 ${message})`);
+  }
   if (status === 404) {
     return error(
       `not found: pod ${target.namespace}/${target.pod} (${message}; is --pod/LOG_PROBE_POD_NAME right?)`,

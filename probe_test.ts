@@ -419,6 +419,12 @@ Deno.test("judge sorts every answer: output, silence, a lost answer, a misconfig
       "error",
       /^error: not found: pod shop\/web \(pods "web" not found; is --pod\/LOG_PROBE_POD_NAME right\?\)/,
     ],
+    [
+      // A kubelet restarted a moment ago, as the real node answered (testing/e2e-recorded.md).
+      status(404, "the server could not find the requested resource ( pods/log web)"),
+      "lost",
+      /^unknown: the kubelet does not know the pod yet \(API server answered 404 the server could not find the requested resource \( pods\/log web\)\); /,
+    ],
     [status(422, "invalid"), "error", /^error: API server answered 422: invalid/],
     [
       { failure: "tls", detail: "invalid peer certificate: UnknownIssuer" },

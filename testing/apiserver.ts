@@ -30,6 +30,8 @@ export interface LogRecord {
 export interface Pod {
   namespace: string;
   name: string;
+  /** The pod's uid, in the kubelet's log paths (`/var/log/pods/<ns>_<name>_<uid>`). */
+  uid: string;
   containers: Map<string, LogRecord[]>;
   /** Init containers' names: listed first when a container name is missing. */
   initContainers?: string[];
@@ -282,7 +284,7 @@ export class FakeApiServer {
     containers = ["app"],
     initContainers: string[] = [],
   ): Pod {
-    const pod = { namespace, name, containers: new Map(), initContainers };
+    const pod = { namespace, name, uid: crypto.randomUUID(), containers: new Map(), initContainers };
     for (const container of containers) pod.containers.set(container, []);
     this.pods.set(`${namespace}/${name}`, pod);
     return pod;
@@ -313,7 +315,8 @@ export class FakeApiServer {
    */
   rotate(pod: Pod, container = "app", reopened = true): void {
     pod.containers.set(container, []);
-    const path = `/var/log/pods/${pod.namespace}_${pod.name}_0f0e/${container}/0.log`;
+    // The stand-in's containers never restart: their log is the first instance's, 0.log.
+    const path = `/var/log/pods/${pod.namespace}_${pod.name}_${pod.uid}/${container}/0.log`;
     if (reopened) this.reopen(pod, container);
     else {
       this.breakLog(

@@ -42,21 +42,70 @@ export const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
 /** The node: its folder, and kubectl run inside its network namespace. */
 export class RealNode {
-  private constructor(readonly dir: string, readonly upSeconds: number) {}
+  #execs = 0;
 
-  static async up(): Promise<RealNode> {
+  private constructor(
+    readonly dir: string,
+    readonly bin: string,
+    readonly upSeconds: number,
+  ) {}
+
+  /** `logMaxSize`: the kubelet's containerLogMaxSize (node.sh's default, 4Ki, rotates a chatty worker in seconds). */
+  static async up(options: { logMaxSize?: string } = {}): Promise<RealNode> {
+    const build = await run("bash", [NODE_SH, "build"]);
+    if (build.code !== 0) throw new Error(`node.sh build failed: ${build.stderr}`);
     const dir = await Deno.makeTempDir({ prefix: "log-probe-node-" });
     const started = performance.now();
-    const up = await run("bash", [NODE_SH, "up", dir]);
+    const env = options.logMaxSize ? { NODE_LOG_MAX_SIZE: options.logMaxSize } : undefined;
+    const up = await run("bash", [NODE_SH, "up", dir], { env });
     if (up.code !== 0) {
       await run("bash", [NODE_SH, "down", dir]);
       throw new Error(`node.sh up failed (${up.code}): ${up.stderr}`);
     }
-    return new RealNode(dir, seconds(performance.now() - started));
+    return new RealNode(dir, build.stdout.trim(), seconds(performance.now() - started));
   }
 
   exec(args: string[], options: { stdin?: string; cwd?: string } = {}) {
     return run("bash", [NODE_SH, "exec", this.dir, ...args], options);
+  }
+
+  /** Stops the kubelet or the API server (node.sh stop); the pods keep running. */
+  async stop(component: "kubelet" | "apiserver"): Promise<void> {
+    const stopped = await run("bash", [NODE_SH, "stop", this.dir, component]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+  }
+
+  /** Starts it again and waits until it answers (node.sh start). */
+  async start(component: "kubelet" | "apiserver"): Promise<void> {
+    const started = await run("bash", [NODE_SH, "start", this.dir, component]);
+    assert.equal(started.code, 0, started.stderr);
+  }
+
+  /**
+   * Runs `argv` in a running container through containerd (`ctr tasks exec`, as the
+   * kubelet's ExecSync does: the container's user, environment and mounts), without the
+   * API server or the kubelet, so it works while either is down.
+   */
+  async execIn(pod: Manifest, container: string, argv: string[]) {
+    const status = pod.status.containerStatuses.find((c: Manifest) => c.name === container);
+    const id = status.containerID.replace(/^containerd:\/\//, "");
+    const result = await this.exec([
+      `${this.bin}/ctr`,
+      "--address",
+      "/run/containerd/containerd.sock",
+      "--namespace",
+      "k8s.io",
+      "tasks",
+      "exec",
+      "--exec-id",
+      `e2e-${++this.#execs}`,
+      id,
+      ...argv,
+    ]);
+    // ctr's own warning (containerd on cgroup v1) is not the command's output.
+    const stderr = result.stderr.split("\n").filter((line) => !/level=warning/.test(line))
+      .join("\n");
+    return { ...result, stderr };
   }
 
   kubectl(args: string[], options: { stdin?: string; cwd?: string } = {}) {

@@ -487,57 +487,6 @@ Deno.test({
         0,
         "the next check passed",
       );
-
-      // What the node server (testing/controlplane/node) reproduces, from the real kubelet: the
-      // log file renamed and not reopened (a rotation whose reopen failed), read as the probe reads.
-      const healthy = watched.healthy.pod;
-      const logDir =
-        `${node.dir}/var-log/pods/${ns}_${healthy.metadata.name}_${healthy.metadata.uid}/sync`;
-      await Deno.rename(`${logDir}/0.log`, `${logDir}/0.log.20261202-000000`);
-      try {
-        const path = `/api/v1/namespaces/${ns}/pods/${healthy.metadata.name}/log?container=sync&` +
-          "sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64";
-        const raw = await node.kubectl(["get", "--raw", path, "-v=6"]);
-        const status = raw.stderr.match(/GET https:\S+ (\d{3} [^\n]*?) in \d+ milliseconds/)?.[1];
-        note(
-          `- **log file renamed, not reopened** (healthy worker): the API server answered ` +
-            `${status}, body ${JSON.stringify(raw.stdout)}`,
-        );
-        const command: string[] = healthy.spec.containers[0].livenessProbe.exec.command;
-        const check = await node.kubectl([
-          "exec",
-          "-n",
-          ns,
-          healthy.metadata.name,
-          "-c",
-          "sync",
-          "--",
-          ...command,
-        ]);
-        note(`  - the probe's check: exit ${check.code}: ${JSON.stringify(check.stdout)}`);
-        assert.match(status ?? "", /^200/, "the kubelet's log error arrives as a 200");
-      } finally {
-        await Deno.rename(`${logDir}/0.log.20261202-000000`, `${logDir}/0.log`);
-      }
-
-      // The kubelet stopped (the node server's "kubelet down"): what the probe's request gets.
-      const stop = await run("bash", [NODE_SH, "kubelet", node.dir, "stop"]);
-      assert.equal(stop.code, 0, stop.stderr);
-      try {
-        await sleep(1000);
-        const path = `/api/v1/namespaces/${ns}/pods/${healthy.metadata.name}/log?container=sync&` +
-          "sinceSeconds=60&tailLines=1&timestamps=true&limitBytes=64";
-        const raw = await node.kubectl(["get", "--raw", path, "-v=6"]);
-        const status = raw.stderr.match(/GET https:\S+ (\d{3} [^\n]*?) in \d+ milliseconds/)?.[1];
-        note(
-          `- **kubelet stopped**: the API server answered ${status}, message ` +
-            JSON.parse(raw.stderr.match(/"message": ("(?:[^"\\]|\\.)*")/)?.[1] ?? '""'),
-        );
-        assert.match(status ?? "", /^5\d\d/, "an unreachable kubelet is a 5xx");
-      } finally {
-        const start = await run("bash", [NODE_SH, "kubelet", node.dir, "start"]);
-        assert.equal(start.code, 0, start.stderr);
-      }
     });
 
     await t.step(
@@ -645,7 +594,7 @@ Deno.test({
         const podDir = await du(`${node.dir}/var-lib/kubelet/pods/${pod.metadata.uid}`);
         note(
           `- image volume: the pod's folder ${mib(podDir)} (no copy); the image, once per node: ${
-            mib(await du(`${await nodeCache()}/image-volume.tar`))
+            mib(await du(`${node.bin}/image-volume.tar`))
           }`,
         );
       },
@@ -677,10 +626,6 @@ function eventLine(event: Manifest): string {
 
 function indent(text: string): string {
   return text.trim().split("\n").map((line) => `    ${line}`).join("\n");
-}
-
-async function nodeCache(): Promise<string> {
-  return (await run("bash", [NODE_SH, "build"])).stdout.trim();
 }
 
 /** The instance the kubelet just ended: its last line, when, and the files the next one got. */

@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
-# A real control plane on one loopback address, for testing/e2e_test.ts:
-# etcd (embedded go.etcd.io/etcd/server/v3), kube-apiserver built from
-# k8s.io/kubernetes, and a "node" whose kubelet endpoint answers
-# /containerLogs with the kubelet's own reader (node/main.go).
+# A real control plane on one loopback address, without a node, for
+# manifests/admission_e2e_test.ts: etcd (embedded go.etcd.io/etcd/server/v3) and
+# kube-apiserver built from k8s.io/kubernetes. node.sh sources it for the same
+# certificates and components, and adds the node.
 #
 #   controlplane.sh build                 build once into the cache, print its folder
-#   controlplane.sh up DIR IP             certificates, etcd, kube-apiserver, node; DIR/kubeconfig
-#   controlplane.sh start DIR IP WHAT     start etcd|apiserver|node again
-#   controlplane.sh stop DIR WHAT         stop etcd|apiserver|node
+#   controlplane.sh up DIR IP             certificates, etcd, kube-apiserver; DIR/kubeconfig
+#   controlplane.sh start DIR IP WHAT     start etcd|apiserver again
+#   controlplane.sh stop DIR WHAT         stop etcd|apiserver
 #   controlplane.sh down DIR              stop everything
 #
 # IP is an address in 127.0.0.0/8: kube-apiserver serves on IP:443 (the probe's
-# kubernetes.default.svc), etcd on IP:2379 and IP:2380, the node on IP:10250.
+# kubernetes.default.svc), etcd on IP:2379 and IP:2380.
 # Binaries are cached in ${XDG_CACHE_HOME:-~/.cache}/log-probe-e2e/<hash of this
 # folder's sources>; the first build takes long (see the README).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export PATH="$PATH:/usr/local/go/bin"
-node_name=e2e-node
 
 bin_dir() {
   local hash
@@ -38,7 +37,7 @@ version_ldflags() { # what `kubectl version` and the probe's doctor show: the mo
 build() {
   local out tmp started
   out=$(bin_dir)
-  if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -x "$out/node" ]; then
+  if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ]; then
     echo "$out"
     return
   fi
@@ -46,9 +45,9 @@ build() {
   mkdir -p "$(dirname "$out")"
   tmp=$(mktemp -d "$out.tmp-XXXXXX")
   started=$(date +%s)
-  echo "controlplane: building kube-apiserver, etcd and node into $out (first time: long)" >&2
+  echo "controlplane: building kube-apiserver and etcd into $out (first time: long)" >&2
   (cd "$here" && GOFLAGS=-mod=mod GOTOOLCHAIN=local nice go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver ./etcd ./node) >&2
+    k8s.io/kubernetes/cmd/kube-apiserver ./etcd) >&2
   echo "controlplane: built in $(($(date +%s) - started))s" >&2
   rm -rf "$out"
   mv "$tmp" "$out"
@@ -79,8 +78,6 @@ extendedKeyUsage=serverAuth"
     cert admin "/O=system:masters/CN=e2e-admin" "extendedKeyUsage=clientAuth"
     cert kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" \
       "extendedKeyUsage=clientAuth"
-    cert node "/O=system:nodes/CN=system:node:$node_name" "subjectAltName=IP:$ip
-extendedKeyUsage=serverAuth"
     openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:prime256v1 -out sa.key 2>/dev/null
     openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
   )
@@ -150,15 +147,7 @@ start() { # DIR IP WHAT
     wait_for kube-apiserver 180 curl -sf --cacert "$p/ca.crt" --cert "$p/admin.crt" \
       --key "$p/admin.key" "https://$ip:443/readyz"
     ;;
-  node)
-    "$bin/node" --listen "$ip:10250" --tls-cert-file="$p/node.crt" \
-      --tls-private-key-file="$p/node.key" --client-ca-file="$p/ca.crt" \
-      --logs="$dir/pods" >>"$dir/node.log" 2>&1 &
-    echo $! >"$dir/node.pid"
-    wait_for node 30 curl -sf --cacert "$p/ca.crt" --cert "$p/kubelet-client.crt" \
-      --key "$p/kubelet-client.key" "https://$ip:10250/healthz"
-    ;;
-  *) echo "controlplane: start etcd|apiserver|node, not $what" >&2 && return 2 ;;
+  *) echo "controlplane: start etcd|apiserver, not $what" >&2 && return 2 ;;
   esac
 }
 
@@ -175,23 +164,6 @@ stop() { # DIR WHAT
   kill -9 "$pid" 2>/dev/null || true
 }
 
-register_node() { # DIR IP: the Node object the API server finds the kubelet by
-  local dir=$1 ip=$2
-  kubectl --kubeconfig "$dir/kubeconfig" create -f - >/dev/null <<NODE
-apiVersion: v1
-kind: Node
-metadata:
-  name: $node_name
-  labels: {kubernetes.io/hostname: $node_name, kubernetes.io/os: linux}
-NODE
-  kubectl --kubeconfig "$dir/kubeconfig" patch node "$node_name" --subresource=status \
-    --type=merge -p "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"$ip\"},
-      {\"type\":\"Hostname\",\"address\":\"$node_name\"}],
-      \"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":10250}},
-      \"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",
-        \"message\":\"e2e node server\"}]}}" >/dev/null
-}
-
 # Sourced by node.sh for its functions; run, it does what the header says.
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
@@ -200,18 +172,15 @@ build) build ;;
 up)
   dir=$2 ip=$3
   build >/dev/null
-  mkdir -p "$dir/pods"
   pki "$dir" "$ip"
   start "$dir" "$ip" etcd
   start "$dir" "$ip" apiserver
-  start "$dir" "$ip" node
-  register_node "$dir" "$ip"
   ;;
 start) start "$2" "$3" "$4" ;;
 stop) stop "$2" "$3" ;;
-down) for what in node apiserver etcd; do stop "$2" "$what"; done ;;
+down) for what in apiserver etcd; do stop "$2" "$what"; done ;;
 *)
-  sed -n '2,17p' "$0" >&2
+  sed -n '2,16p' "$0" >&2
   exit 2
   ;;
 esac

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# A real Kubernetes node for testing/node_e2e_test.ts: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, a cluster DNS, containerd, runc, the
-# CNI bridge plugin and the kubelet, all built from their Go modules, running in
-# network, mount and PID namespaces of their own.
+# A real Kubernetes node for testing/e2e_test.ts, testing/node_e2e_test.ts and
+# bench/node.ts: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# a cluster DNS, containerd, runc, the CNI bridge plugin and the kubelet, all
+# built from their Go modules, running in network, mount and PID namespaces of
+# their own. NODE_LOG_MAX_SIZE at `up` sets containerLogMaxSize (4Ki).
 #
 #   node.sh build             build once into the cache, print its folder
 #   node.sh up DIR            start the node; DIR/kubeconfig; DIR/holder.pid
 #   node.sh exec DIR CMD...   run CMD in the node's network, mount and PID namespaces
-#   node.sh kubelet DIR stop|start   stop or start the kubelet alone
+#   node.sh stop DIR kubelet|apiserver    stop one component (the pods keep running)
+#   node.sh start DIR kubelet|apiserver   start it again, and wait until it answers
 #   node.sh down DIR          stop everything, remove its cgroups, check the host
 #   node.sh leftovers DIR     what the node left on the host (nothing: no output)
 #   node.sh check             why this machine cannot run a node (no output: it can)
@@ -26,6 +28,7 @@ node_sh=$(cd "$(dirname "$0")" && pwd)/node.sh
 source "$(dirname "$0")/controlplane.sh"
 
 readonly node_ip=10.254.0.1
+readonly node_name=e2e-node
 readonly pod_subnet=10.88.0.0/24
 readonly containerd_module=github.com/containerd/containerd/v2@v2.4.2
 readonly runc_module=github.com/opencontainers/runc@v1.5.3
@@ -176,7 +179,7 @@ node_build() {
   command -v go >/dev/null || { echo "node: no go on PATH" >&2 && return 1; }
   local reason
   reason=$(check)
-  if [ -n "$reason" ]; then # the control plane alone still serves testing/e2e_test.ts
+  if [ -n "$reason" ]; then # the control plane alone still serves the admission test
     echo "node: not built: $reason" >&2
     return 0
   fi
@@ -247,9 +250,14 @@ leftovers() { # DIR: processes, mounts, cgroups and host changes the node left
   fi
 }
 
-kubelet_pki() { # DIR: the kubelet's client certificate and the components' kubeconfigs
+kubelet_pki() { # DIR: the kubelet's serving and client certificates, the components' kubeconfigs
   local dir=$1
-  (cd "$dir/pki" && cert kubelet "/O=system:nodes/CN=system:node:$node_name" "extendedKeyUsage=clientAuth")
+  (
+    cd "$dir/pki"
+    cert node "/O=system:nodes/CN=system:node:$node_name" "subjectAltName=IP:$node_ip
+extendedKeyUsage=serverAuth"
+    cert kubelet "/O=system:nodes/CN=system:node:$node_name" "extendedKeyUsage=clientAuth"
+  )
   sed -e "s|$dir/pki/admin|$dir/pki/kubelet|g" "$dir/kubeconfig" >"$dir/kubelet.kubeconfig"
 }
 
@@ -460,18 +468,24 @@ exec)
 down) down "$2" ;;
 leftovers) leftovers "$2" ;;
 _inside) inside "$2" ;;
-kubelet) # DIR stop|start: the kubelet alone (its pods keep running meanwhile)
-  if [ "$3" = stop ]; then
-    node_exec "$2" sh -c 'kill "$(cat "$1/kubelet.pid")"' sh "$2"
-  else
-    node_exec "$2" bash "$node_sh" _kubelet "$2"
-    wait_for "the kubelet" 60 node_exec "$2" curl -sf "http://$node_ip:10248/healthz"
-  fi
+stop) node_exec "$2" bash "$node_sh" _stop "$2" "$3" ;;
+start) node_exec "$2" bash "$node_sh" _start "$2" "$3" ;;
+_stop) # inside: the pid files hold the namespace's PIDs
+  case $3 in kubelet | apiserver) stop "$2" "$3" ;; *) echo "node: stop kubelet|apiserver" >&2 && exit 2 ;; esac
   ;;
-_kubelet) start_kubelet "$2" ;;
+_start)
+  case $3 in
+  kubelet)
+    start_kubelet "$2"
+    wait_for "the kubelet" 60 curl -sf "http://$node_ip:10248/healthz"
+    ;;
+  apiserver) start "$2" "$node_ip" apiserver ;;
+  *) echo "node: start kubelet|apiserver" >&2 && exit 2 ;;
+  esac
+  ;;
 _images) images "$2" ;; # for debugging: the image tarballs into $2 (needs $2/pause)
 *)
-  sed -n '2,21p' "$0" >&2
+  sed -n '2,24p' "$0" >&2
   exit 2
   ;;
 esac
