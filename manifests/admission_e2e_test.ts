@@ -12,7 +12,8 @@
  * README's uninstall under namePrefix/nameSuffix.
  *
  * Run with `deno task e2e` (root, kubectl, openssl, go on first run); the
- * figures go to `/tmp/log-probe-admission-recorded.md`.
+ * figures are printed, and written to `$E2E_RECORD/admission.md` when
+ * E2E_RECORD names a folder (testing/e2e-recorded.md keeps them).
  *
  * @module
  */
@@ -24,7 +25,6 @@ import { podSpec, type Workload, WORKLOADS, writeKustomization } from "./workloa
 
 const SCRIPT = `${ROOT}testing/controlplane/controlplane.sh`;
 const NS = "adopt";
-const RECORD = "/tmp/log-probe-admission-recorded.md";
 
 /** The control plane of controlplane.sh on a loopback address of its own. */
 class ControlPlane {
@@ -411,7 +411,8 @@ Deno.test({
     const text = `# log-probe admission e2e: recorded ${new Date().toISOString()}\n\n${
       record.join("\n")
     }\n`;
-    await Deno.writeTextFile(RECORD, text);
+    const folder = Deno.env.get("E2E_RECORD");
+    if (folder) await Deno.writeTextFile(`${folder}/admission.md`, text);
     console.log(text);
     await cp.down();
     await Deno.remove(dir, { recursive: true });

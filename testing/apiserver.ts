@@ -284,7 +284,13 @@ export class FakeApiServer {
     containers = ["app"],
     initContainers: string[] = [],
   ): Pod {
-    const pod = { namespace, name, uid: crypto.randomUUID(), containers: new Map(), initContainers };
+    const pod = {
+      namespace,
+      name,
+      uid: crypto.randomUUID(),
+      containers: new Map(),
+      initContainers,
+    };
     for (const container of containers) pod.containers.set(container, []);
     this.pods.set(`${namespace}/${name}`, pod);
     return pod;

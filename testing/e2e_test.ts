@@ -337,18 +337,21 @@ Deno.test({
     // The pod the scenarios below run in: the example's template, the worker quiet until the
     // test makes it print, a sidecar beside it.
     let quiet: Manifest = undefined;
-    await t.step("a Pod from the example's template with a sidecar: admitted, running", async () => {
-      const created = await node.kubectl(["create", "-f", "-", "-o", "name"], {
-        stdin: JSON.stringify(quietPod(deployment, "quiet")),
-      });
-      recordText(
-        `exit ${created.code}: ${(created.stdout + created.stderr).trim()}`,
-        "Pod from examples/deployment's template, a sidecar added",
-      );
-      assert.equal(created.code, 0, created.stderr);
-      quiet = await runningPod(node, NS, "quiet");
-      assert.equal(quiet.spec.nodeName, NODE);
-    });
+    await t.step(
+      "a Pod from the example's template with a sidecar: admitted, running",
+      async () => {
+        const created = await node.kubectl(["create", "-f", "-", "-o", "name"], {
+          stdin: JSON.stringify(quietPod(deployment, "quiet")),
+        });
+        recordText(
+          `exit ${created.code}: ${(created.stdout + created.stderr).trim()}`,
+          "Pod from examples/deployment's template, a sidecar added",
+        );
+        assert.equal(created.code, 0, created.stderr);
+        quiet = await runningPod(node, NS, "quiet");
+        assert.equal(quiet.spec.nodeName, NODE);
+      },
+    );
 
     assert(quiet, "the pod runs");
     const token = (await node.kubectl([
@@ -619,8 +622,10 @@ Deno.test({
       const restarted = performance.now();
       const first = await real(query(60));
       const again = await probe(["--window=60s"]);
-      await eventually("the kubelet serving the pod's log", async () =>
-        (await real(query(60))).status === 200);
+      await eventually(
+        "the kubelet serving the pod's log",
+        async () => (await real(query(60))).status === 200,
+      );
       record({
         scenario: `kubelet started again (its log answers 200 after ${
           Math.round((performance.now() - restarted) / 100) / 10
@@ -769,10 +774,12 @@ Deno.test({
         for (const name of ["token-gone", "token-expired"]) {
           pods[name] = await runningPod(node, NS, name);
         }
-        for (const [what, name, bad] of [
-          ["bound to a deleted pod", "token-gone", goneToken],
-          ["expired", "token-expired", expired],
-        ]) {
+        for (
+          const [what, name, bad] of [
+            ["bound to a deleted pod", "token-gone", goneToken],
+            ["expired", "token-expired", expired],
+          ]
+        ) {
           fresh();
           const result = await probe(["--window=60s"], { pod: pods[name] });
           record({

@@ -62,6 +62,8 @@ export interface ExecResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The kubelet killed it at `timeoutSeconds` (see {@linkcode KubeletPod.exec}). */
+  timedOut?: boolean;
 }
 
 /** Options of {@linkcode KubeletPod.exec}. */
@@ -86,6 +88,11 @@ export interface ExecOptions {
   container?: Manifest;
   /** A host command the sandbox runs under (joining a cgroup, say), as `["sh", "-c", …, "sh"]`. */
   wrapper?: string[];
+  /**
+   * Kill the run after this many seconds, as the kubelet kills an exec probe at its
+   * `timeoutSeconds`: the probe command's own by default, none for other commands.
+   */
+  timeoutSeconds?: number;
 }
 
 /** Options of {@linkcode KubeletPod.create}. */
@@ -175,7 +182,6 @@ export class KubeletPod {
   readonly outputs: string[] = [];
   /** The host file behind the current container's termination-message path. */
   terminationLog = "";
-  #restarts = 0;
 
   private constructor(
     /** The host folder holding the pod's volumes; removed by {@linkcode close}. */
@@ -341,11 +347,17 @@ export class KubeletPod {
 
   /**
    * A container (re)start at `at` on the virtual clock: a new termination-message file, dated
-   * then (the kubelet makes it just before the start, `makeMounts` in
-   * pkg/kubelet/kubelet_pods.go), an empty log; emptyDirs stay.
+   * then, named by 8 random hex digits in `containers/<name>/`, mode 0666, the earlier ones kept
+   * (the kubelet makes it just before the start, `makeMounts` in pkg/kubelet/kubelet_pods.go, as
+   * the real node showed: testing/e2e-recorded.md), and a new, empty log (the runtime's
+   * `<restart count>.log`); emptyDirs stay.
    */
   async restart(at = this.server.now): Promise<void> {
-    this.terminationLog = `${this.dir}/termination-log-${this.#restarts++}`;
+    const folder = `${this.dir}/containers/${this.container.name}`;
+    await Deno.mkdir(folder, { recursive: true });
+    const name = Array.from(crypto.getRandomValues(new Uint8Array(4)))
+      .map((byte) => byte.toString(16).padStart(2, "0")).join("");
+    this.terminationLog = `${folder}/${name}`;
     await Deno.writeTextFile(this.terminationLog, "");
     await Deno.chmod(this.terminationLog, 0o666);
     await Deno.utime(this.terminationLog, new Date(at), new Date(at));
@@ -457,6 +469,7 @@ export class KubeletPod {
       "--mount",
       "--pid",
       "--fork",
+      "--kill-child", // a run killed at its timeout takes its whole sandbox with it
       "--propagation",
       "private",
       "bash",
@@ -471,23 +484,45 @@ export class KubeletPod {
     ];
   }
 
-  /** Runs `argv` (the probe command by default) in the sandbox, as the kubelet would. */
+  /**
+   * Runs `argv` (the probe command by default) in the sandbox, as the kubelet would. The probe
+   * command is killed at its `timeoutSeconds` (Kubernetes' default 1 when unset): the run then
+   * has the kubelet's result, a failure (`code` -1) whose output is the event's text after
+   * "Liveness probe failed: " (pkg/kubelet/prober/prober.go, as the real node wrote it:
+   * testing/e2e-recorded.md), and `timedOut`.
+   */
   async exec(argv: string[] = this.probeCommand, options: ExecOptions = {}): Promise<ExecResult> {
     const [command, ...args] = [
       ...options.wrapper ?? [],
       ...await this.#sandboxCommand(argv, options),
     ];
-    const output = await new Deno.Command(command, {
+    const timeout = options.timeoutSeconds ??
+      (argv === this.probeCommand ? this.container.livenessProbe.timeoutSeconds ?? 1 : undefined);
+    const child = new Deno.Command(command, {
       args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    }).output();
-    const run = {
-      code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
-      stderr: new TextDecoder().decode(output.stderr),
-    };
+    }).spawn();
+    let timedOut = false;
+    const timer = timeout === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeout * 1000);
+    const output = await child.output();
+    clearTimeout(timer);
+    const run: ExecResult = timedOut
+      ? {
+        code: -1,
+        stdout: `command timed out: "${argv.join(" ")}" timed out after ${timeout}s`,
+        stderr: "",
+        timedOut,
+      }
+      : {
+        code: output.code,
+        stdout: new TextDecoder().decode(output.stdout),
+        stderr: new TextDecoder().decode(output.stderr),
+      };
     this.outputs.push(run.stdout, run.stderr);
     return run;
   }
