@@ -153,6 +153,8 @@ interface Watched {
   restarts: Restart[];
   /** The probe's counter file as sampled in the container, each distinct value once. */
   counters: string[];
+  /** Each instance's newest CRI log line as last sampled (by restart count). */
+  newest: Map<number, string>;
 }
 
 const record: string[] = [];
@@ -354,12 +356,16 @@ Deno.test({
         const list = await node.get(["pods", "-n", ns]);
         for (const pod of list.items) {
           const name = pod.metadata.labels.app;
-          const w = watched[name] ??= { pod, restarts: [], counters: [] };
+          const w = watched[name] ??= { pod, restarts: [], counters: [], newest: new Map() };
           w.pod = pod;
           const app = pod.status.containerStatuses?.find((c: Manifest) => c.name === "sync");
           if (!app) continue;
           if (app.restartCount > w.restarts.length) {
-            w.restarts.push(await restartOf(node, ns, pod, app));
+            w.restarts.push(await restartOf(node, ns, pod, app, w.newest));
+          } else if (app.state.running) {
+            // The instance's newest line so far, kept in case its files are gone at its end.
+            const newest = await newestLine(node, ns, pod, app.restartCount);
+            if (newest) w.newest.set(app.restartCount, newest);
           }
           if (name === "hung" && app.state.running && poll % 2 === 0) {
             const counter = await stateFile(node, ns, pod);
@@ -628,38 +634,67 @@ function indent(text: string): string {
   return text.trim().split("\n").map((line) => `    ${line}`).join("\n");
 }
 
-/** The instance the kubelet just ended: its last line, when, and the files the next one got. */
+/** The newest CRI log line of instance `instance` in its (uncompressed) log files, or "". */
+async function newestLine(node: RealNode, ns: string, pod: Manifest, instance: number) {
+  const logDir = `${node.dir}/var-log/pods/${ns}_${pod.metadata.name}_${pod.metadata.uid}/sync`;
+  let last = "";
+  for (const file of await listDir(logDir)) {
+    if (file !== `${instance}.log` && !file.startsWith(`${instance}.log.`)) continue;
+    if (file.endsWith(".gz")) continue; // older than the uncompressed ones
+    const text = await Deno.readTextFile(`${logDir}/${file}`).catch(() => "");
+    for (const line of text.split("\n")) {
+      const at = Date.parse(line.split(" ")[0]);
+      if (at >= (Date.parse(last.split(" ")[0]) || 0)) last = line;
+    }
+  }
+  return last;
+}
+
+/**
+ * The instance the kubelet just ended: its last line, when, and the files the next one got. The
+ * ended instance's status (lastState) can lag its restart count for a moment, and its log files
+ * can be gone already (once in several runs): then the status is read again, and the line last
+ * sampled while it ran stands in.
+ */
 async function restartOf(
   node: RealNode,
   ns: string,
   pod: Manifest,
   app: Manifest,
+  sampled: Map<number, string>,
 ): Promise<Restart> {
   const podDir = `${node.dir}/var-lib/kubelet/pods/${pod.metadata.uid}/containers/sync`;
   const logDir = `${node.dir}/var-log/pods/${ns}_${pod.metadata.name}_${pod.metadata.uid}/sync`;
-  // The ended instance's newest line, from its CRI log files on the node: `kubectl logs
-  // --previous` reads only its current file, empty when the kubelet rotated it after the last line.
   const instance = app.restartCount - 1;
-  let last = "";
-  for (const file of await listDir(logDir)) {
-    if (file !== `${instance}.log` && !file.startsWith(`${instance}.log.`)) continue;
-    for (const line of (await Deno.readTextFile(`${logDir}/${file}`)).split("\n")) {
-      const at = Date.parse(line.split(" ")[0]);
-      if (at >= (Date.parse(last.split(" ")[0]) || 0)) last = line;
-    }
+  // `kubectl logs --previous` reads only its current file, empty when the kubelet rotated it
+  // after the last line: the files on the node are read instead.
+  let last = await newestLine(node, ns, pod, instance);
+  if (!last) last = sampled.get(instance) ?? "";
+  for (let i = 0; i < 10 && !app.lastState.terminated; i++) {
+    await sleep(500);
+    const again = await node.get(["pod", "-n", ns, pod.metadata.name]);
+    app = again.status.containerStatuses.find((c: Manifest) => c.name === "sync");
   }
   // CRI: RFC3339Nano stamp, stream, P/F tag, text.
   const [stamp, , , ...text] = last.split(" ");
   const ended = app.lastState.terminated ?? {};
   const lastLineAt = Date.parse(stamp) / 1000;
-  const finishedAt = Date.parse(ended.finishedAt) / 1000;
+  let finishedAt = Date.parse(ended.finishedAt) / 1000;
+  if (isNaN(finishedAt)) {
+    // No status of the ended instance: the time of the kubelet's last Killing event for the pod.
+    const events = await node.get(["events", "-n", ns]);
+    const killing = events.items.filter((e: Manifest) =>
+      e.reason === "Killing" && e.involvedObject.name === pod.metadata.name
+    ).map((e: Manifest) => Date.parse(e.lastTimestamp ?? e.eventTime) / 1000);
+    finishedAt = Math.max(...killing);
+  }
   return {
     restartCount: app.restartCount,
     lastLine: text.join(" "),
     lastLineAt,
     finishedAt,
     startedAt: Date.parse(ended.startedAt) / 1000,
-    reason: ended.reason ?? "",
+    reason: ended.reason ?? "no lastState (the Killing event's time)",
     exitCode: ended.exitCode ?? -1,
     // finishedAt is whole seconds (truncated): the kill came within the second after it.
     silence: Math.round((finishedAt + 0.5 - lastLineAt) * 10) / 10,
