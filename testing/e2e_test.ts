@@ -354,17 +354,20 @@ Deno.test({
     );
 
     assert(quiet, "the pod runs");
-    const token = (await node.kubectl([
-      "create",
-      "token",
-      "worker",
-      "-n",
-      NS,
-      "--bound-object-kind=Pod",
-      `--bound-object-name=${quiet.metadata.name}`,
-      `--bound-object-uid=${quiet.metadata.uid}`,
-      "--duration=1h",
-    ])).stdout.trim();
+    /** A TokenRequest token of the worker's account, bound to `pod`, as the kubelet asks one. */
+    const boundToken = async (pod: Manifest) =>
+      (await node.kubectl([
+        "create",
+        "token",
+        "worker",
+        "-n",
+        NS,
+        "--bound-object-kind=Pod",
+        `--bound-object-name=${pod.metadata.name}`,
+        `--bound-object-uid=${pod.metadata.uid}`,
+        "--duration=1h",
+      ])).stdout.trim();
+    const token = await boundToken(quiet);
     assert.match(token, /^ey/);
     const standPod = stand.addPod(NS, "quiet", ["worker", "shipper"], ["log-probe-install-deno"]);
     standPod.uid = quiet.metadata.uid;
@@ -730,17 +733,7 @@ Deno.test({
           stdin: JSON.stringify(quietPod(deployment, "gone")),
         });
         assert.equal(gone.code, 0, gone.stderr);
-        const goneUid = JSON.parse(gone.stdout).metadata.uid;
-        const goneToken = (await node.kubectl([
-          "create",
-          "token",
-          "worker",
-          "-n",
-          NS,
-          "--bound-object-kind=Pod",
-          "--bound-object-name=gone",
-          `--bound-object-uid=${goneUid}`,
-        ])).stdout.trim();
+        const goneToken = await boundToken(JSON.parse(gone.stdout));
         assert.equal(
           (await node.kubectl(["delete", "pod", "gone", "-n", NS, "--grace-period=0", "--force"]))
             .code,
