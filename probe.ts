@@ -34,7 +34,7 @@
  */
 
 /** The version `--version` prints. */
-export const VERSION = "0.4.0";
+export const VERSION = "0.4.1";
 
 /** How the window grows with each check: it sets the limit, the window at the threshold. */
 export type Growth = "triangular" | "linear" | "exponential" | "fixed";
@@ -975,6 +975,9 @@ const CLOCK_SLACK = 60;
  * corrupted one) and `pkg/kubelet/kuberuntime/kuberuntime_container.go` `GetContainerLogs` (the
  * runtime's status call failed).
  */
+/** apimachinery's message for a 404 it has no better words for (NewGenericServerResponse). */
+const NOT_FOUND = "the server could not find the requested resource";
+
 const KUBELET_LOG_ERROR =
   /^(failed to (try resolving symlinks in path|open log file|read log file|seek|reset seek in log file|tail|get parse function:)|unable to retrieve container logs for) /;
 
@@ -1035,12 +1038,17 @@ function failedAnswer(answer: Answer, target: Target): Evidence {
       `forbidden: ${who} cannot get pods/log in ${target.namespace} (bind the Role log-probe to it)`,
     );
   }
-  // The kubelet's own 404 (it does not know the pod: restarted a moment ago, or the pod is
-  // being replaced; pkg/kubelet/server/server.go getContainerLogs) reaches us through the API
-  // server's GenericHttpResponseChecker (k8s.io/apiserver pkg/registry/generic/rest) as this
-  // generic message; a pod that does not exist is the API server's own `pods "x" not found`.
-  if (status === 404 && message.startsWith("the server could not find the requested resource")) {
-    return lost(`the kubelet does not know the pod yet (API server answered 404 ${message})`);
+  // The kubelet's own 404: it does not know the pod (pkg/kubelet/server/server.go
+  // getContainerLogs), which reaches us as this generic message (k8s.io/apiserver
+  // pkg/registry/generic/rest/response_checker.go). The kubelet that runs this check knows its
+  // pod: it is a kubelet restarted a moment ago (the real node's answer for about a second), or
+  // the API server reached another node's kubelet. An error, so that it is loud if it lasts; one
+  // alone fails nothing (errors fail the third blind check in a row). A pod that does not exist
+  // is the API server's own `pods "x" not found`, below.
+  if (status === 404 && message === `${NOT_FOUND} ( pods/log ${target.pod})`) {
+    return error(
+      `the kubelet does not know the pod ${target.namespace}/${target.pod} (restarted a moment ago, or the API server reached another node's kubelet: a stale node address?)`,
+    );
   }
   if (status === 404) {
     return error(

@@ -420,10 +420,17 @@ Deno.test("judge sorts every answer: output, silence, a lost answer, a misconfig
       /^error: not found: pod shop\/web \(pods "web" not found; is --pod\/LOG_PROBE_POD_NAME right\?\)/,
     ],
     [
-      // A kubelet restarted a moment ago, as the real node answered (testing/e2e-recorded.md).
+      // The kubelet's own 404 through the API server: a kubelet restarted a moment ago, as the
+      // real node answered (testing/e2e-recorded.md), or another node's kubelet.
       status(404, "the server could not find the requested resource ( pods/log web)"),
-      "lost",
-      /^unknown: the kubelet does not know the pod yet \(API server answered 404 the server could not find the requested resource \( pods\/log web\)\); /,
+      "error",
+      /^error: the kubelet does not know the pod shop\/web \(restarted a moment ago, or the API server reached another node's kubelet: a stale node address\?\)/,
+    ],
+    [
+      // The API server's own 404 for a path it has no route for (a proxy, a wrong --server).
+      status(404, "the server could not find the requested resource"),
+      "error",
+      /^error: not found: pod shop\/web \(the server could not find the requested resource; is --pod/,
     ],
     [status(422, "invalid"), "error", /^error: API server answered 422: invalid/],
     [

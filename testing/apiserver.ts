@@ -32,6 +32,8 @@ export interface Pod {
   name: string;
   /** The pod's uid, in the kubelet's log paths (`/var/log/pods/<ns>_<name>_<uid>`). */
   uid: string;
+  /** Each container's restart count, the number of its current log file (`<count>.log`). */
+  restarts: Map<string, number>;
   containers: Map<string, LogRecord[]>;
   /** Init containers' names: listed first when a container name is missing. */
   initContainers?: string[];
@@ -289,6 +291,7 @@ export class FakeApiServer {
       name,
       uid: crypto.randomUUID(),
       containers: new Map(),
+      restarts: new Map(),
       initContainers,
     };
     for (const container of containers) pod.containers.set(container, []);
@@ -321,8 +324,9 @@ export class FakeApiServer {
    */
   rotate(pod: Pod, container = "app", reopened = true): void {
     pod.containers.set(container, []);
-    // The stand-in's containers never restart: their log is the first instance's, 0.log.
-    const path = `/var/log/pods/${pod.namespace}_${pod.name}_${pod.uid}/${container}/0.log`;
+    const path = `/var/log/pods/${pod.namespace}_${pod.name}_${pod.uid}/${container}/${
+      pod.restarts.get(container) ?? 0
+    }.log`;
     if (reopened) this.reopen(pod, container);
     else {
       this.breakLog(
@@ -343,6 +347,16 @@ export class FakeApiServer {
    */
   breakLog(pod: Pod, text: string, container = "app"): void {
     this.#broken.set(`${pod.namespace}/${pod.name}/${container}`, text);
+  }
+
+  /**
+   * The container restarts: the runtime writes a new, empty log file, `<restart count>.log`
+   * (pkg/kubelet/kuberuntime/kuberuntime_container.go, as the real node showed).
+   */
+  restart(pod: Pod, container = "app"): void {
+    pod.containers.set(container, []);
+    pod.restarts.set(container, (pod.restarts.get(container) ?? 0) + 1);
+    this.reopen(pod, container);
   }
 
   /** The runtime reopens the container's log file after a rotation; the read works again. */

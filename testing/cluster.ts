@@ -96,6 +96,8 @@ export class Cluster {
   readonly outputs: string[] = [];
   readonly paths: ProbePaths;
   readonly stateFile: string;
+  /** The containers started once: a later start is a restart. */
+  #started = new Set<string>();
 
   private constructor(
     readonly pki: Pki,
@@ -140,7 +142,8 @@ export class Cluster {
     await Deno.writeTextFile(fresh, "");
     await Deno.utime(fresh, new Date(at), new Date(at));
     await Deno.rename(fresh, this.paths.terminationMessagePath);
-    this.pod.containers.set(container, []);
+    if (this.#started.has(container)) this.server.restart(this.pod, container);
+    else this.#started.add(container);
   }
 
   /** The container instance as the probe sees it: device, inode, birth time (base 36). */

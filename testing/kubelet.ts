@@ -353,6 +353,9 @@ export class KubeletPod {
    * `<restart count>.log`); emptyDirs stay.
    */
   async restart(at = this.server.now): Promise<void> {
+    const pod = this.server.pods.get(`${this.namespace}/${this.podName}`)!;
+    if (this.terminationLog) this.server.restart(pod, this.container.name);
+    else pod.containers.set(this.container.name, []); // the first start
     const folder = `${this.dir}/containers/${this.container.name}`;
     await Deno.mkdir(folder, { recursive: true });
     const name = Array.from(crypto.getRandomValues(new Uint8Array(4)))
@@ -361,10 +364,6 @@ export class KubeletPod {
     await Deno.writeTextFile(this.terminationLog, "");
     await Deno.chmod(this.terminationLog, 0o666);
     await Deno.utime(this.terminationLog, new Date(at), new Date(at));
-    this.server.pods.get(`${this.namespace}/${this.podName}`)?.containers.set(
-      this.container.name,
-      [],
-    );
   }
 
   /** Empties the emptyDirs the probed container writes to, as for a new pod. */
@@ -506,8 +505,10 @@ export class KubeletPod {
     }).spawn();
     let timedOut = false;
     const timer = timeout === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
+      try {
+        child.kill("SIGKILL"); // unshare; its --kill-child ends the sandbox's PID namespace
+        timedOut = true;
+      } catch { /* it has just ended by itself */ }
     }, timeout * 1000);
     const output = await child.output();
     clearTimeout(timer);

@@ -38,6 +38,24 @@ export async function run(
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it holds; throws after `ms`. */
+export async function eventually(what: string, check: () => Promise<boolean>, ms = 15_000) {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** A folder's entries, sorted; none when it is gone. */
+export async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  } catch { /* gone */ }
+  return names.sort();
+}
 export const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
 /** The node: its folder, and kubectl run inside its network namespace. */
@@ -67,6 +85,12 @@ export class RealNode {
 
   exec(args: string[], options: { stdin?: string; cwd?: string } = {}) {
     return run("bash", [NODE_SH, "exec", this.dir, ...args], options);
+  }
+
+  /** The kubelet's log folder of a pod's container on the node's disk (`/var/log/pods/…`). */
+  logDir(pod: Manifest, container: string): string {
+    const { namespace, name, uid } = pod.metadata;
+    return `${this.dir}/var-log/pods/${namespace}_${name}_${uid}/${container}`;
   }
 
   /** Stops the kubelet or the API server (node.sh stop); the pods keep running. */

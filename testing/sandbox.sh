@@ -59,6 +59,10 @@ while read -r source target mode; do
 done <"$mounts"
 
 mount -o remount,ro "$root" # readOnlyRootFilesystem
-# The host's env, setpriv and chroot do the switch: an empty image needs no tools.
+# The host's env, setpriv and chroot do the switch: an empty image needs no tools. Not `exec`:
+# this shell stays the PID namespace's first process, as root, so that unshare --kill-child's
+# signal (a parent-death signal, which the switch of user clears for its own process) still ends
+# the namespace and the run with it (KubeletPod.exec's timeoutSeconds).
 mapfile -t variables <"$env"
-exec env -i "${variables[@]}" setpriv --no-new-privs -- chroot --userspec="$uid:$uid" --groups="$uid" "$root" "$@"
+env -i "${variables[@]}" setpriv --no-new-privs -- chroot --userspec="$uid:$uid" --groups="$uid" "$root" "$@" &
+wait $!
