@@ -155,6 +155,12 @@ export interface Memory {
   blind: number;
   /** The check before met the kubelet's error on the log file. */
   unreadable: boolean;
+  /**
+   * How often in this silence a blind check passed where the kubelet's last failure would have
+   * been (up to 3): the silent check after the first passes too, moving the streak by one check;
+   * after the second it does not; after later ones, as a coin drawn from the clock says.
+   */
+  passedLast?: number;
   /** False for a second probe's check within the same period: the counts stay. */
   counted: boolean;
   /**
@@ -1228,6 +1234,7 @@ function decideSeen(
     seenUntil: memory.now,
     blind: 0,
     unreadable: false,
+    passedLast: memory.passedLast,
   };
   if (options.firstOutput && fromStart) {
     // A startupProbe's: the start does not count, only a line does.
@@ -1238,7 +1245,14 @@ function decideSeen(
     const message = evidence.at !== undefined && silence < limit
       ? `alive: ${output} ${formatDuration(silence)} ago${note}`
       : `alive: no ${output}${since}, within the ${formatDuration(limit)} limit${note}`;
-    return { verdict: "alive", code: 0, message, silence, next: { ...next, failures: 0 } };
+    // Within the limit: the next silence starts its count of passed last failures afresh.
+    return {
+      verdict: "alive",
+      code: 0,
+      message,
+      silence,
+      next: { ...next, failures: 0, passedLast: 0 },
+    };
   }
   const message = `silent: no ${output}${since}, over the ${formatDuration(limit)} limit`;
   const silent = (code: number, said: string, failures: number): Outcome => ({
@@ -1265,11 +1279,23 @@ function failSilent(
   const failures = memory.failures + (memory.missed ?? 0) + 1;
   // A blind check just passed where it would have made the last failure. Checks that cannot see
   // the log in a rhythm (every other one, with an even failureThreshold) would land there every
-  // time: on a coin drawn from the clock, this one passes too, moving the streak.
+  // time. The first time, this check passes too, moving the streak by one check; the second
+  // time it does not: under any single rhythm one of the two streaks ends on an answered check.
+  // After that (blind checks in a rhythm of several beats), a coin drawn from the clock decides.
   const blindPassed = memory.blind > 0 && memory.failures === 0 && memory.seenUntil !== undefined &&
     (memory.seenUntil - seen.known) / 1000 > limit;
-  if (blindPassed && coin(memory.now)) {
-    return silent(0, "; passed once, to move the streak off the checks that cannot see the log", 0);
+  const passedLast = Math.min((memory.passedLast ?? 0) + (blindPassed ? 1 : 0), 3);
+  const outcome = (code: number, said: string, failures: number): Outcome => {
+    const out = silent(code, said, failures);
+    return { ...out, next: { ...out.next, passedLast } };
+  };
+  const move = passedLast === 1 || (passedLast === 3 && coin(memory.now));
+  if (blindPassed && move) {
+    return outcome(
+      0,
+      "; passed once, to move the streak off the checks that cannot see the log",
+      0,
+    );
   }
   // The kubelet's last failure only once the silence has lasted the limit and the
   // failureThreshold − 1 periods after it: never earlier because errors or killed checks
@@ -1279,12 +1305,12 @@ function failSilent(
     const said = `; passed: failure ${failures} in a row would come before ${
       formatDuration(earliest)
     } of silence`;
-    return silent(0, said, 0);
+    return outcome(0, said, 0);
   }
   const said = ` (${
     plural(failures, "failure")
   } in a row; the kubelet restarts at ${options.failureThreshold})`;
-  return silent(1, said, failures);
+  return outcome(1, said, failures);
 }
 
 /**
@@ -1343,6 +1369,7 @@ function decideBlind(
       failures: code ? failures + 1 : 0,
       blind: due && code === 0 ? memory.blind : memory.blind + 1,
       unreadable: false,
+      passedLast: memory.passedLast,
     },
   };
 }
@@ -1415,7 +1442,7 @@ export interface Counter extends Omit<Memory, "counted" | "missed" | "now"> {
 const COUNTER_TAG = "log-probe/4";
 const STAMP_OR_NONE = "(-|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z)";
 const COUNTER_LINE = new RegExp(
-  `^${COUNTER_TAG} (\\S{1,80}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ${STAMP_OR_NONE} (\\d{1,4}) (\\d{1,4}) ([0-3])\\n?$`,
+  `^${COUNTER_TAG} (\\S{1,80}) ${STAMP_OR_NONE} ${STAMP_OR_NONE} ${STAMP_OR_NONE} (\\d{1,4}) (\\d{1,4}) (\\d|1[0-5])\\n?$`,
 );
 
 /** A counter for a container instance no check has seen yet: silence counts from `start`. */
@@ -1435,7 +1462,7 @@ export function freshCounter(instance: string, start: number, note?: string): Co
  * Reads the counter file's text, one line:
  * `log-probe/4 instance lastOutput seenUntil countedAt failures blind flags` (UTC times, `-` for
  * none; flags: 1 the kubelet could not read the log at the last check, 2 no output seen yet, so
- * lastOutput is the start). Garbage, another version's line and another instance's give a fresh
+ * lastOutput is the start, plus 4 times `passedLast`, 0 to 3). Garbage, another version's line and another instance's give a fresh
  * counter from `start`, with a note.
  *
  * @example
@@ -1473,13 +1500,15 @@ export function parseCounter(text: string | undefined, instance: string, start: 
     failures: Number(line[5]),
     blind: Number(line[6]),
     unreadable: (flags & 1) !== 0,
+    ...(flags >> 2 ? { passedLast: flags >> 2 } : {}),
   };
 }
 
 /** The counter file's text: one short line. */
 export function formatCounter(counter: Counter): string {
   const time = (ms?: number) => ms === undefined ? "-" : utc(ms);
-  const flags = (counter.unreadable ? 1 : 0) + (counter.fromStart ? 2 : 0);
+  const flags = (counter.unreadable ? 1 : 0) + (counter.fromStart ? 2 : 0) +
+    4 * (counter.passedLast ?? 0);
   return `${COUNTER_TAG} ${counter.instance} ${time(counter.lastOutput)} ${
     time(counter.seenUntil)
   } ${time(counter.countedAt)} ${Math.min(counter.failures, 9999)} ${

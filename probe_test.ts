@@ -1091,7 +1091,7 @@ Deno.test("parseCounter: garbage, another version's line (0.3.0's too) and anoth
       "\x00\x01garbage",
       "log-probe/4",
       "log-probe/4 1:2:x - - - 0 0 0", // no last output
-      good.replace(" 3 0 0", " 3 0 4"), // flags 0 to 3
+      good.replace(" 3 0 0", " 3 0 16"), // flags 0 to 15
       good.replace(" 3 0 0", " 10000 0 0"), // counts up to 9999
       good.replace(" 3 0 0", " -1 0 0"),
       good.replace(" 3 0 0", " 3 0"),
@@ -2203,22 +2203,26 @@ Deno.test("a line found at the window's edge is named as no output for the limit
 
 /**
  * At `now`: the check before a blind one (two periods ago) saw `before` seconds of silence; the
- * blind check between passed.
+ * blind check between passed, after `passedLast` such passes in this silence.
  */
-function afterBlindPass(now: number, before: number): Memory {
+function afterBlindPass(now: number, before: number, passedLast?: number): Memory {
   return memory({
     now,
     lastOutput: now - 120_000 - before * 1000,
     seenUntil: now - 120_000,
     blind: 1,
     failures: 0,
+    passedLast,
   });
 }
 
-/** The clock's seconds from NOW on which a silent check after a blind pass passes once. */
+/**
+ * The clock's seconds from NOW on which a silent check after the third blind pass in a silence
+ * passes once (the coin's turn).
+ */
 function heads(seconds: number): number[] {
   return Array.from({ length: seconds }, (_, i) => NOW + i * 1000).filter((now) =>
-    decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60), OPTIONS).code === 0
+    decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60, 2), OPTIONS).code === 0
   );
 }
 
@@ -2230,16 +2234,36 @@ Deno.test("the check before passed at exactly the limit: a blind check after it 
     const blind = decide(evidence, memory({ lastOutput, seenUntil: NOW - 60_000 }), OPTIONS);
     assert.equal(blind.code, 0, evidence.kind);
   }
-  // No failure was passed over, so nothing moves the streak: on every clock coin it fails.
+  // No failure was passed over, so nothing moves the streak: it fails, whatever the count of
+  // passes before and on every clock coin.
   const coins = heads(60);
   assert.ok(coins.length > 0, "a minute holds a second that passes once");
-  for (const now of coins) {
-    const outcome = decide({ kind: "seen" }, afterBlindPass(now, LIMIT), OPTIONS);
-    assert.deepEqual([outcome.code, outcome.next.failures], [1, 1], utc(now));
+  for (const now of [NOW, ...coins]) {
+    for (const passedLast of [undefined, 1, 2, 3]) {
+      const outcome = decide({ kind: "seen" }, afterBlindPass(now, LIMIT, passedLast), OPTIONS);
+      assert.deepEqual([outcome.code, outcome.next.failures], [1, 1], utc(now));
+    }
   }
 });
 
-Deno.test("the pass that moves a streak off blind checks comes on half the clock's seconds, alike for every run within one", () => {
+Deno.test("after a blind check passes at the kubelet's last failure, the silent check next passes the first time in a silence, fails the second, then passes on half the clock's seconds, alike for every run within one", () => {
+  const seconds = Array.from({ length: 60 }, (_, i) => NOW + i * 1000);
+  for (const now of seconds) {
+    const first = decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60), OPTIONS);
+    assert.deepEqual([first.code, first.next.passedLast], [0, 1], utc(now));
+    assert.match(first.message, /; passed once, to move the streak off the checks that cannot/);
+    const second = decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60, 1), OPTIONS);
+    assert.deepEqual([second.code, second.next.failures, second.next.passedLast], [1, 1, 2]);
+    const later = decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60, 3), OPTIONS);
+    assert.equal(later.next.passedLast, 3, "counted up to 3");
+  }
+  // Output within the limit starts the next silence's count afresh.
+  const alive = decide(
+    { kind: "seen", at: NOW - 1000 },
+    memory({ now: NOW, passedLast: 3, lastOutput: NOW - LIMIT * 2000 }),
+    OPTIONS,
+  );
+  assert.deepEqual([alive.code, alive.next.passedLast], [0, 0]);
   const passed = heads(2000);
   assert.ok(passed.length > 800 && passed.length < 1200, `${passed.length} of 2000`);
   for (const now of [...passed.slice(0, 20), NOW + 1000 * 2001]) {

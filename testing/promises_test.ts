@@ -212,7 +212,7 @@ async function flakyLife(lost: (check: number) => boolean): Promise<Life & { las
     const log = chatter(c, start, last);
     let check = 0;
     const life = await live(c, start, {
-      // Long enough for the clock's coin to move a streak off a rhythm of lost answers.
+      // Long enough to move a streak off a rhythm of lost answers (twice at most, then a coin).
       until: last + 8 * LATEST,
       before: (t) => {
         log(t);
@@ -233,7 +233,7 @@ Deno.test("a hung worker behind a flaky API server (20 % of the answers lost at 
     assert.ok(life.restartAt !== undefined, said);
     assert.ok(life.restartAt - life.last > EARLIEST, said);
     // Within twice plan's time, and one threshold and a period more for each lost answer where
-    // the last failure would have been (it passes; the clock's coin may pass the check after it).
+    // the last failure would have been (it passes; the check after it may pass too, moving the streak).
     const passes = life.lines.filter((line) => / never makes failure 3 in a row/.test(line)).length;
     assert.ok(
       life.restartAt - life.last <= 2 * LATEST + passes * (THRESHOLD + 1) * PERIOD,
@@ -248,7 +248,7 @@ Deno.test("a hung worker behind a flaky API server (20 % of the answers lost at 
 
 Deno.test("a hung worker whose every third answer is lost, in any phase, is restarted; each lost last failure costs one threshold and a period", async () => {
   // With THRESHOLD 3, one phase puts a lost answer where the kubelet's third failure would be:
-  // it passes, and so may the next check (the clock's coin), moving the streak off the rhythm.
+  // it passes, and so may the next check, moving the streak off the rhythm.
   // A lost answer just past the limit cannot begin the streak: one period more, at most (never
   // two lost in a row here).
   for (const phase of [0, 1, 2]) {
