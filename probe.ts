@@ -1188,7 +1188,12 @@ export function decide(evidence: Evidence, memory: Memory, options: DecisionOpti
   if (options.firstOutput && evidence.kind !== "seen") return { ...outcome, code: 0 };
   if (memory.counted) return outcome;
   // A second probe's check in the same period: its verdict; the counts stay the first one's.
-  const next = { ...outcome.next, failures: memory.failures, blind: memory.blind };
+  const next = {
+    ...outcome.next,
+    failures: memory.failures,
+    blind: memory.blind,
+    passedLast: outcome.verdict === "alive" ? 0 : memory.passedLast,
+  };
   if (outcome.verdict === "silent") return { ...outcome, next };
   // One that would fail for being blind passes, and its line must not say it failed.
   const message = outcome.code && evidence.kind === "blind"
@@ -1234,7 +1239,8 @@ function decideSeen(
     seenUntil: memory.now,
     blind: 0,
     unreadable: false,
-    passedLast: memory.passedLast,
+    // A new line begins a new silence: its passed last failures are counted afresh.
+    passedLast: fresh ? 0 : memory.passedLast,
   };
   if (options.firstOutput && fromStart) {
     // A startupProbe's: the start does not count, only a line does.
@@ -1262,7 +1268,8 @@ function decideSeen(
     silence,
     next: { ...next, failures },
   });
-  return failSilent(silent, memory, options, { known, silence });
+  const counted = fresh ? { ...memory, passedLast: 0 } : memory;
+  return failSilent(silent, counted, options, { known, silence });
 }
 
 /**
@@ -1462,8 +1469,8 @@ export function freshCounter(instance: string, start: number, note?: string): Co
  * Reads the counter file's text, one line:
  * `log-probe/4 instance lastOutput seenUntil countedAt failures blind flags` (UTC times, `-` for
  * none; flags: 1 the kubelet could not read the log at the last check, 2 no output seen yet, so
- * lastOutput is the start, plus 4 times `passedLast`, 0 to 3). Garbage, another version's line and another instance's give a fresh
- * counter from `start`, with a note.
+ * lastOutput is the start, plus 4 times `passedLast`, 0 to 3). Garbage, another version's line
+ * and another instance's give a fresh counter from `start`, with a note.
  *
  * @example
  * ```ts

@@ -963,6 +963,14 @@ Deno.test("decide: a second probe's check in the same period gives its verdict, 
       ], name);
     }
   }
+  // Nor does it spend the first probe's move off blind checks (readiness after liveness).
+  const after = second({ kind: "seen" }, {
+    lastOutput: NOW - 120_000 - (LIMIT + 60) * 1000,
+    seenUntil: NOW - 120_000,
+    blind: 1,
+    failures: 0,
+  });
+  assert.deepEqual([after.code, after.next.passedLast], [0, undefined]);
   const alive = second({ kind: "seen", at: NOW - 1000 }, STREAK);
   assert.deepEqual([alive.code, alive.next.failures, alive.next.lastOutput], [0, 2, NOW - 1000]);
 });
@@ -1055,6 +1063,12 @@ Deno.test("parseCounter reads back what formatCounter writes: one short line of 
   assert.deepEqual(parseCounter(text, full.instance, start), full);
   assert.deepEqual(parseCounter(text.trimEnd(), full.instance, start), full, "no newline");
   assert.ok(text.length < 256);
+  // The passes at the kubelet's last failure in this silence ride in the flags, 4 each.
+  const passed: Counter = { ...full, passedLast: 3 };
+  assert.match(formatCounter(passed), / 2 1 13\n$/);
+  assert.deepEqual(parseCounter(formatCounter(passed), full.instance, start), passed);
+  // 0.4.0's line (flags 0 to 3) reads as none counted.
+  assert.equal(parseCounter(text, full.instance, start).passedLast, undefined);
   // Before the first line: the start, no read yet, no check counted yet.
   const fresh: Counter = { ...freshCounter("1:2:mi3x8k", start, "n") };
   delete fresh.note;
@@ -2269,8 +2283,8 @@ Deno.test("after a blind check passes at the kubelet's last failure, the silent 
   for (const now of [...passed.slice(0, 20), NOW + 1000 * 2001]) {
     for (const ms of [1, 500, 999]) {
       assert.equal(
-        decide({ kind: "seen" }, afterBlindPass(now + ms, LIMIT + 60), OPTIONS).code,
-        decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60), OPTIONS).code,
+        decide({ kind: "seen" }, afterBlindPass(now + ms, LIMIT + 60, 2), OPTIONS).code,
+        decide({ kind: "seen" }, afterBlindPass(now, LIMIT + 60, 2), OPTIONS).code,
         utc(now + ms),
       );
     }
