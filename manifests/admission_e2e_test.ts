@@ -20,7 +20,7 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { hasKubectl, type Manifest, render, ROOT } from "../testing/kubelet.ts";
-import { run } from "../testing/node.ts";
+import { canI, run } from "../testing/node.ts";
 import { podSpec, type Workload, WORKLOADS, writeKustomization } from "./workloads.ts";
 
 const SCRIPT = `${ROOT}testing/controlplane/controlplane.sh`;
@@ -196,17 +196,15 @@ async function adopt(
     // LimitRanger gave it the namespace's default ephemeral-storage limit.
     assert.equal(init.resources.limits["ephemeral-storage"], "100Mi", what);
     const account = template(object).spec.serviceAccountName;
-    const can = await cp.kubectl([
-      "auth",
-      "can-i",
+    const can = await canI(
+      (args) => cp.kubectl(args),
+      `system:serviceaccount:${NS}:${account}`,
+      NS,
       "get",
       `pods/${pod}`,
       "--subresource=log",
-      "-n",
-      NS,
-      `--as=system:serviceaccount:${NS}:${account}`,
-    ]);
-    assert.equal(can.stdout.trim(), "yes", `${what}: ${account} may read ${pod}'s log`);
+    );
+    assert.equal(can, "yes", `${what}: ${account} may read ${pod}'s log`);
     let added = "";
     if (plain) {
       // What the quota counts for a pod: per resource, the larger of its app containers' sum
@@ -332,17 +330,15 @@ Deno.test({
 
     await t.step("examples/statefulset: its pods may read their own logs only", async () => {
       await adopt(cp, record, "examples/statefulset", await render("examples/statefulset"));
-      const can = async (pod: string) =>
-        (await cp.kubectl([
-          "auth",
-          "can-i",
+      const can = (pod: string) =>
+        canI(
+          (args) => cp.kubectl(args),
+          `system:serviceaccount:${NS}:worker`,
+          NS,
           "get",
           `pods/${pod}`,
           "--subresource=log",
-          "-n",
-          NS,
-          `--as=system:serviceaccount:${NS}:worker`,
-        ])).stdout.trim();
+        );
       assert.deepEqual(
         [await can("worker-0"), await can("worker-1"), await can("probe-httpget-x7k2p")],
         ["yes", "yes", "no"],

@@ -96,8 +96,6 @@ export class Cluster {
   readonly outputs: string[] = [];
   readonly paths: ProbePaths;
   readonly stateFile: string;
-  /** The containers started once: a later start is a restart. */
-  #started = new Set<string>();
 
   private constructor(
     readonly pki: Pki,
@@ -128,22 +126,28 @@ export class Cluster {
     await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/token`, cluster.token);
     await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/ca.crt`, pki.caCert);
     await Deno.writeTextFile(`${cluster.paths.serviceAccountDir}/namespace`, "shop");
-    await cluster.restartContainer();
+    await cluster.#startContainer(server.now);
     return cluster;
   }
 
   /**
-   * The container (re)starts at `at` on the virtual clock (now by default): the kubelet makes a new
-   * termination-message file just before the start (`makeMounts`, pkg/kubelet/kubelet_pods.go),
-   * so its modification time is the start; the runtime opens an empty log.
+   * The container restarts at `at` on the virtual clock (now by default): the runtime opens a new,
+   * empty log, and the start is dated as {@linkcode Cluster.start} dates the first.
    */
   async restartContainer(container = "app", at = this.server.now): Promise<void> {
+    this.server.restart(this.pod, container);
+    await this.#startContainer(at);
+  }
+
+  /**
+   * A container start at `at`: the kubelet makes a new termination-message file just before it
+   * (`makeMounts`, pkg/kubelet/kubelet_pods.go), so its modification time is the start.
+   */
+  async #startContainer(at: number): Promise<void> {
     const fresh = `${this.paths.terminationMessagePath}.new`;
     await Deno.writeTextFile(fresh, "");
     await Deno.utime(fresh, new Date(at), new Date(at));
     await Deno.rename(fresh, this.paths.terminationMessagePath);
-    if (this.#started.has(container)) this.server.restart(this.pod, container);
-    else this.#started.add(container);
   }
 
   /** The container instance as the probe sees it: device, inode, birth time (base 36). */

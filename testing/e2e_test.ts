@@ -23,6 +23,7 @@ import assert from "node:assert/strict";
 import { FakeApiServer, makePki, type Pki } from "./apiserver.ts";
 import { hasKubectl, type Manifest, render, ROOT } from "./kubelet.ts";
 import {
+  canI,
   eventually,
   listDir,
   NODE_SH,
@@ -38,6 +39,8 @@ const NODE = "e2e-node";
 /** The node's address (node.sh): the API server's, inside the node's network. */
 const NODE_IP = "10.254.0.1";
 const ACCOUNT = `system:serviceaccount:${NS}:worker`;
+/** `kubectl auth can-i`'s question for what the probe needs. */
+const GET_LOG = ["get", "pods", "--subresource=log"];
 
 const underE2e = Deno.env.get("LOG_PROBE_E2E") === "1";
 /** Why this machine cannot run a node (node.sh check), or "". */
@@ -181,6 +184,7 @@ Deno.test({
 }, async (t) => {
   // containerLogMaxSize 1Mi: the bursts below stay in one file; the rotation step writes more.
   const node = await RealNode.up({ logMaxSize: "1Mi" });
+  const kubectl = (args: string[]) => node.kubectl(args);
   console.log(`node up in ${node.upSeconds}s`);
   const pki = await makePki();
   const stand = new FakeApiServer(pki);
@@ -237,38 +241,31 @@ Deno.test({
             return pod?.spec.nodeName === NODE;
           }, 60_000);
           const account = foreign.spec.template.spec.serviceAccountName;
-          const can = await node.kubectl([
-            "auth",
-            "can-i",
-            "get",
-            "pods",
-            "--subresource=log",
-            "-n",
+          const can = await canI(
+            kubectl,
+            `system:serviceaccount:billing:${account}`,
             "billing",
-            `--as=system:serviceaccount:billing:${account}`,
-          ]);
+            ...GET_LOG,
+          );
           recordText(
             `pod ${pod!.metadata.name} created by its ReplicaSet, on ${pod!.spec.nodeName}\n` +
-              `${account} may get pods/log: ${can.stdout.trim()}`,
+              `${account} may get pods/log: ${can}`,
             `${workload}'s pod in billing`,
           );
-          assert.equal(can.stdout.trim(), "yes");
+          assert.equal(can, "yes");
         }
       },
     );
 
     await t.step("kubectl auth can-i: the binding is as narrow as the README says", async () => {
-      const can = async (ns: string, ...args: string[]) =>
-        (await node.kubectl(["auth", "can-i", `--as=${ACCOUNT}`, "-n", ns, ...args])).stdout
-          .trim();
-      // `can-i get pods/log` would ask about a pod named "log": the subresource is a flag.
+      const can = (ns: string, ...question: string[]) => canI(kubectl, ACCOUNT, ns, ...question);
       const answers = {
-        "get pods/log": await can(NS, "get", "pods", "--subresource=log"),
+        "get pods/log": await can(NS, ...GET_LOG),
         "get pods": await can(NS, "get", "pods"),
         "list pods/log": await can(NS, "list", "pods", "--subresource=log"),
         "create pods/exec": await can(NS, "create", "pods", "--subresource=exec"),
         "get configmaps": await can(NS, "get", "configmaps"),
-        "get pods/log -n default": await can("default", "get", "pods", "--subresource=log"),
+        "get pods/log -n default": await can("default", ...GET_LOG),
       };
       recordText(
         Object.entries(answers).map(([k, v]) => `${k}: ${v}`).join("\n"),
@@ -285,17 +282,8 @@ Deno.test({
     });
 
     await t.step("a second workload's binding leaves the first one's in place", async () => {
-      const canGetLog = async (account: string) =>
-        (await node.kubectl([
-          "auth",
-          "can-i",
-          `--as=system:serviceaccount:${NS}:${account}`,
-          "-n",
-          NS,
-          "get",
-          "pods",
-          "--subresource=log",
-        ])).stdout.trim();
+      const canGetLog = (account: string) =>
+        canI(kubectl, `system:serviceaccount:${NS}:${account}`, NS, ...GET_LOG);
       // Today's examples/dedicated-account as the second workload, as its comment says.
       const second = await node.kubectl(["apply", "-k", `${ROOT}examples/dedicated-account`]);
       const after = await canGetLog("worker");

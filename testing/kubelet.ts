@@ -248,7 +248,7 @@ export class KubeletPod {
       `${dir}/hosts`,
       `127.0.0.1 localhost\n${server.url.split(/[/:]+/)[1]} kubernetes.default.svc\n`,
     );
-    await pod.restart();
+    await pod.#start(server.now);
     for (const volume of deployment.spec.template.spec.volumes ?? []) {
       // An `image` volume gets an empty folder too: the test fills it as the image would.
       if (volume.emptyDir || volume.image) await pod.#emptyDir(volume.name);
@@ -346,16 +346,24 @@ export class KubeletPod {
   }
 
   /**
-   * A container (re)start at `at` on the virtual clock: a new termination-message file, dated
-   * then, named by 8 random hex digits in `containers/<name>/`, mode 0666, the earlier ones kept
-   * (the kubelet makes it just before the start, `makeMounts` in pkg/kubelet/kubelet_pods.go, as
-   * the real node showed: testing/e2e-recorded.md), and a new, empty log (the runtime's
-   * `<restart count>.log`); emptyDirs stay.
+   * A container restart at `at` on the virtual clock: a new, empty log (the runtime's
+   * `<restart count>.log`), and a start dated then; emptyDirs stay.
    */
   async restart(at = this.server.now): Promise<void> {
-    const pod = this.server.pods.get(`${this.namespace}/${this.podName}`)!;
-    if (this.terminationLog) this.server.restart(pod, this.container.name);
-    else pod.containers.set(this.container.name, []); // the first start
+    this.server.restart(
+      this.server.pods.get(`${this.namespace}/${this.podName}`)!,
+      this.container.name,
+    );
+    await this.#start(at);
+  }
+
+  /**
+   * A container start at `at`: a new termination-message file, dated then, named by 8 random hex
+   * digits in `containers/<name>/`, mode 0666, the earlier ones kept (the kubelet makes it just
+   * before the start, `makeMounts` in pkg/kubelet/kubelet_pods.go, as the real node showed:
+   * testing/e2e-recorded.md).
+   */
+  async #start(at: number): Promise<void> {
     const folder = `${this.dir}/containers/${this.container.name}`;
     await Deno.mkdir(folder, { recursive: true });
     const name = Array.from(crypto.getRandomValues(new Uint8Array(4)))

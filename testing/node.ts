@@ -39,6 +39,19 @@ export async function run(
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * `kubectl auth can-i QUESTION -n NS --as=USER` through `kubectl`: "yes" or "no". (`get pods/log`
+ * would ask about a pod named "log": ask `get pods --subresource=log`.)
+ */
+export async function canI(
+  kubectl: (args: string[]) => Promise<{ stdout: string }>,
+  user: string,
+  ns: string,
+  ...question: string[]
+): Promise<string> {
+  return (await kubectl(["auth", "can-i", ...question, "-n", ns, `--as=${user}`])).stdout.trim();
+}
+
 /** Polls `check` until it holds; throws after `ms`. */
 export async function eventually(what: string, check: () => Promise<boolean>, ms = 15_000) {
   const until = Date.now() + ms;
